@@ -1,0 +1,4 @@
+"""``python -m synclet``."""
+from synclet.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The command line: parse, build Settings, call one function, print, choose the exit code.
+
+Every ``SyncletError`` becomes a one-line ``Error: …`` on stderr and its exit code here, and
+nowhere else.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from synclet import __version__, db, report, store
+from synclet.config import Settings, load_settings, parse_datetime_setting
+from synclet.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ConfigError, LockHeld, SyncletError
+from synclet.http import HttpClient
+from synclet.locks import SourceLock
+from synclet.logs import configure as configure_logging
+from synclet.progress import for_terminal
+from synclet.sources import build_source
+from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """What the group's options give every command: settings are read on first use."""
+
+    def __init__(self, env_file: Path | None, verbosity: int) -> None:
+        self.env_file = env_file
+        self.verbosity = verbosity
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.env_file)
+            configure_logging(self._settings.log_file, self._settings.mask, self.verbosity)
+        return self._settings
+
+
+def handles_errors(command: F) -> F:
+    """Turn synclet's errors into one line on stderr and the exit code of the contract."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SyncletError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_datetime_setting("--since", value)
+    except ConfigError as error:
+        raise click.BadParameter(str(error).split(": ", 1)[1]) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--env-file", type=click.Path(path_type=Path), help="Read settings from this file instead of ./.env.")
+@click.option("-v", "--verbose", count=True, help="Show the activity log on stderr (-vv for debug).")
+@click.version_option(__version__, prog_name="synclet")
+@click.pass_context
+def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
+    """synclet: sync orders from Magento (OneSaas or REST) and Valerdat into your own database."""
+    ctx.obj = Context(env_file, verbose)
+
+
+@main.command()
+@click.pass_obj
+@handles_errors
+def init(obj: Context) -> None:
+    """Create or upgrade the database schema to the newest migration (safe to repeat)."""
+    settings = obj.settings
+    before, after = db.upgrade(db.connect(settings.database_url))
+    where = settings.masked_database_url()
+    if before == after:
+        click.echo(f"Database {where} is up to date (schema {after}).")
+    else:
+        click.echo(f"Database {where} upgraded from {before or 'empty'} to schema {after}.")
+
+
+@main.command()
+@click.pass_obj
+@handles_errors
+def test(obj: Context) -> None:
+    """Check the database and every configured source; one line each."""
+    settings = obj.settings
+    checks: list[tuple[str, Callable[[], str]]] = [("database", lambda: _check_database(settings))]
+    checks += [(name, functools.partial(_check_source, settings, name)) for name in settings.configured_sources()]
+    failures = 0
+    for name, check in checks:
+        try:
+            click.echo(f"✓ {name}: {check()}")
+        except SyncletError as error:
+            failures += 1
+            click.echo(f"✗ {name}: {error}")
+    if not settings.configured_sources():
+        failures += 1
+        click.echo("✗ sources: none configured (set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY, see .env.example)")
+    sys.exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+def _check_database(settings: Settings) -> str:
+    state, revision = db.schema_state(db.connect(settings.database_url))
+    advice = {"empty": "empty: `sync` or `init` will create the schema", "outdated": "schema outdated: run `init`"}
+    return f"{settings.masked_database_url()} ({advice.get(state, f'schema {revision}')})"
+
+
+def _check_source(settings: Settings, name: str) -> str:
+    http = HttpClient.from_settings(settings)
+    try:
+        return build_source(name, settings, http).check()
+    finally:
+        http.close()
+
+
+@main.command()
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Sync only this source (repeatable).")
+@click.option("--force-initial", is_flag=True, help="Re-read every order created since INITIAL_SYNC_DATE/--since.")
+@click.option("--since", callback=parse_since, metavar="DATETIME", help="Start of the window (UTC, YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--dry-run", is_flag=True, help="Fetch and map, print what would change, write nothing.")
+@click.option("--watch", is_flag=True, help="Repeat every --interval seconds until interrupted.")
+@click.option("--interval", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Seconds between --watch cycles.")
+@click.pass_obj
+@handles_errors
+def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: datetime | None, dry_run: bool, watch: bool, interval: float) -> None:
+    """Sync each configured source (or those named) into the database."""
+    settings = obj.settings
+    names = list(sources) or settings.configured_sources()
+    if not names:
+        raise ConfigError("no source configured: set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY (see .env.example)")
+    options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
+    if not watch:
+        sys.exit(run_sync(settings, names, options))
+    try:
+        while True:
+            run_sync(settings, names, options)
+            options = SyncOptions(dry_run=dry_run)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("Stopped watching.", err=True)
+        sys.exit(EXIT_OK)
+
+
+def run_sync(settings: Settings, names: list[str], options: SyncOptions) -> int:
+    """Sync ``names`` one after the other; the worst outcome decides the exit code."""
+    engine = db.connect(settings.database_url)
+    codes = []
+    progress = for_terminal()
+    try:
+        for name in names:
+            http = HttpClient.from_settings(settings)
+            try:
+                result = sync_source(engine, build_source(name, settings, http), settings, options, progress, click.echo)
+            except LockHeld as error:
+                click.echo(f"{name}: {error}", err=True)
+                codes.append(EXIT_LOCKED)
+                continue
+            finally:
+                http.close()
+                if progress is not None:
+                    progress.close()
+            _print_result(result)
+            codes.append(result.exit_code)
+    finally:
+        engine.dispose()
+    return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
+
+
+def _print_result(result: RunResult) -> None:
+    line = f"{result.source}: {result.sync_type} sync {summary(result)}"
+    click.echo(line, err=result.exit_code != EXIT_OK)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Show only this source (repeatable).")
+@click.pass_obj
+@handles_errors
+def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
+    """Per source: last run, cursor, orders stored, lag, rejects and the newest orders."""
+    settings = obj.settings
+    engine = db.connect(settings.database_url)
+    state, _ = db.schema_state(engine)
+    if state == "empty":
+        names: list[str] = list(sources) or settings.configured_sources()
+        statuses = [report.empty_status(name) for name in names]
+    else:
+        with engine.connect() as conn:
+            names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
+        statuses = report.source_status(engine, names, utc_now())
+    if as_json:
+        click.echo(json.dumps(report.jsonable({"database": settings.masked_database_url(), "sources": statuses}), indent=2))
+        return
+    click.echo(f"Database: {settings.masked_database_url()}")
+    if not statuses:
+        click.echo("No source configured and nothing synced yet.")
+    for entry in statuses:
+        click.echo(report.render(entry, configured=entry["source"] in settings.configured_sources()))
+
+
+@main.command()
+@click.option("--source", metavar="NAME", help="Clear only this source's data.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@handles_errors
+def clear(obj: Context, source: str | None, yes: bool) -> None:
+    """Delete synced orders and sync state (all, or one source's)."""
+    settings = obj.settings
+    what = f"the orders, rejects and sync history of {source}" if source else "ALL synced orders, rejects and sync history"
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("Error: refusing to clear without confirmation: run on a terminal or add --yes", err=True)
+            sys.exit(EXIT_FAILED)
+        if not click.confirm(f"Delete {what} in {settings.masked_database_url()}?"):
+            click.echo("Nothing deleted.")
+            sys.exit(EXIT_FAILED)
+    engine = db.connect(settings.database_url)
+    db.ensure_schema(engine)
+    with engine.connect() as conn:
+        held = [source] if source else report.known_sources(conn)
+    with _locks(engine, held):
+        with engine.begin() as conn:
+            counts = store.clear(conn, source)
+    click.echo(
+        f"Deleted {counts['orders']} orders, {counts['rejected_orders']} rejected orders and "
+        f"{counts['sync_history']} history rows{f' of {source}' if source else ''}."
+    )
+
+
+class _locks:
+    """Hold the sync locks of several sources, so nothing is cleared under a running sync."""
+
+    def __init__(self, engine: Any, sources: list[str]) -> None:
+        self.held = [SourceLock(engine, name, purpose="sync") for name in sources]
+        self.entered: list[SourceLock] = []
+
+    def __enter__(self) -> None:
+        for lock in self.held:
+            lock.__enter__()
+            self.entered.append(lock)
+
+    def __exit__(self, *exc: Any) -> None:
+        for lock in reversed(self.entered):
+            lock.__exit__(None, None, None)
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--orders", type=click.IntRange(min=0), default=500, show_default=True, help="How many orders to generate.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same orders.")
+def sandbox(port: int, orders: int, seed: int) -> None:
+    """Serve a local fake store (the OneSaas endpoint) with generated orders until stopped."""
+    from synclet.sandbox.server import serve_forever
+
+    serve_forever(port=port, orders=orders, seed=seed)
+
+
+@main.command()
+@click.option("--orders", type=click.IntRange(min=1), default=500, show_default=True, help="How many orders the sandbox makes.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--database-url", default="sqlite:///synclet.db", show_default=True, help="Where to sync (the embedded SQLite file by default).")
+@click.pass_obj
+@handles_errors
+def demo(obj: Context, orders: int, seed: int, database_url: str) -> None:
+    """Start the sandbox store, sync it into the embedded database and show `status`."""
+    from synclet.demo import run_demo
+
+    sys.exit(run_demo(orders=orders, seed=seed, database_url=database_url, verbosity=obj.verbosity))

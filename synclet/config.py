@@ -1,0 +1,241 @@
+"""Settings from the environment and a ``.env`` file, validated before any work starts.
+
+Real environment variables win over the file. Every problem is a ``ConfigError`` naming the
+setting, so a typo in a crontab's environment fails loudly instead of syncing the wrong thing.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from synclet.errors import ConfigError
+
+SQLITE_DEFAULT_URL = "sqlite:///synclet.db"
+MASK = "***"
+_SECRET_QUERY_KEYS = re.compile(r"(key|token|password|passwd|secret|signature)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = SQLITE_DEFAULT_URL
+    magento_base_url: str | None = None
+    magento_access_key: str | None = None
+    magento_page_size: int = 50
+    magento_rest_url: str | None = None
+    magento_token: str | None = None
+    magento_rest_page_size: int = 100
+    valerdat_base_url: str | None = None
+    valerdat_customer: str | None = None
+    valerdat_username: str | None = None
+    valerdat_password: str | None = None
+    valerdat_concurrency: int = 8
+    initial_sync_date: datetime = field(default_factory=lambda: today_utc())
+    sync_overlap_seconds: int = 300
+    http_timeout: float = 30.0
+    http_max_retries: int = 5
+    http_backoff_seconds: float = 1.0
+    log_file: str | None = "synclet.log"
+    bigblock_base_url: str | None = None
+    bigblock_api_key: str | None = None
+    bigblock_locations_csv: str | None = None
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, longest first so a secret inside another is masked whole."""
+        values = [
+            self.magento_access_key,
+            self.magento_token,
+            self.valerdat_password,
+            self.bigblock_api_key,
+            make_url(self.database_url).password,
+        ]
+        return sorted({str(v) for v in values if v}, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every configured secret replaced, for anything that leaves the process."""
+        for secret in self.secrets():
+            text = text.replace(secret, MASK)
+        return text
+
+    def masked_database_url(self) -> str:
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def configured_sources(self) -> list[str]:
+        """Names of the sources whose settings are complete, in a stable order."""
+        names = []
+        if self.magento_base_url:
+            names.append("magento")
+        if self.magento_rest_url:
+            names.append("magento-rest")
+        if self.valerdat_base_url:
+            names.append("valerdat")
+        return names
+
+
+def today_utc() -> datetime:
+    now = datetime.now(timezone.utc)
+    return datetime(now.year, now.month, now.day)
+
+
+def mask_url(url: str) -> str:
+    """A URL fit for printing: password and secret-looking query values replaced."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = urlencode(
+        [(k, MASK if _SECRET_QUERY_KEYS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def parse_datetime_setting(name: str, value: str) -> datetime:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM:SS`` (UTC) into a naive UTC datetime."""
+    text = value.strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ConfigError(f"{name}: {value!r} is not a date (use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)")
+
+
+def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``env_file`` (default ``./.env`` if present) under ``environ`` and validate."""
+    environ = os.environ if environ is None else environ
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"--env-file: {env_file} does not exist")
+    path = env_file if env_file is not None else Path(".env")
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(environ)
+    return _Reader(merged).settings()
+
+
+class _Reader:
+    """Turns raw strings into typed, validated values, naming the setting in every error."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+
+    def text(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"{name}: {value} is out of range (must be {bounds})")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from None
+        if not value > 0:
+            raise ConfigError(f"{name}: must be more than 0 seconds")
+        return value
+
+    def http_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{name}: {mask_url(raw)!r} is not an http(s) URL")
+        return raw.rstrip("/")
+
+    def requires(self, trigger: str, *names: str) -> None:
+        """When ``trigger`` is set, each of ``names`` must be set too (and the other way round)."""
+        group = (trigger, *names)
+        present = [n for n in group if self.text(n) is not None]
+        if present and len(present) != len(group):
+            missing = next(n for n in group if n not in present)
+            raise ConfigError(f"{missing}: required when {present[0]} is set")
+
+    def database_url(self) -> str:
+        raw = self.text("DATABASE_URL")
+        if raw is None and self.text("DB_HOST") is not None:
+            for name in ("DB_NAME", "DB_USER"):
+                if self.text(name) is None:
+                    raise ConfigError(f"{name}: required when DB_HOST is set")
+            url = URL.create(
+                "mysql+pymysql",
+                username=self.text("DB_USER"),
+                password=self.values.get("DB_PASSWORD") or None,
+                host=self.text("DB_HOST"),
+                port=self.integer("DB_PORT", 3306, 1, 65535),
+                database=self.text("DB_NAME"),
+                query={"charset": "utf8mb4"},
+            )
+            return url.render_as_string(hide_password=False)
+        if raw is None:
+            return SQLITE_DEFAULT_URL
+        try:
+            url = make_url(raw)
+        except ArgumentError:
+            raise ConfigError("DATABASE_URL: not a valid SQLAlchemy URL (e.g. mysql+pymysql://user:pw@host/db)") from None
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "mysql", "mariadb"):
+            raise ConfigError(f"DATABASE_URL: {backend!r} is not supported (use MariaDB/MySQL or SQLite)")
+        if backend != "sqlite" and "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return url.render_as_string(hide_password=False)
+
+    def settings(self) -> Settings:
+        self.requires("MAGENTO_BASE_URL", "MAGENTO_ACCESS_KEY")
+        self.requires("MAGENTO_REST_URL", "MAGENTO_TOKEN")
+        self.requires("VALERDAT_BASE_URL", "VALERDAT_CUSTOMER", "VALERDAT_USERNAME", "VALERDAT_PASSWORD")
+        self.requires("BIGBLOCK_BASE_URL", "BIGBLOCK_API_KEY")
+        initial = self.text("INITIAL_SYNC_DATE")
+        log_file = self.values.get("LOG_FILE")
+        return Settings(
+            database_url=self.database_url(),
+            magento_base_url=self.http_url("MAGENTO_BASE_URL"),
+            magento_access_key=self.text("MAGENTO_ACCESS_KEY"),
+            magento_page_size=self.integer("MAGENTO_PAGE_SIZE", 50, 1, 1000),
+            magento_rest_url=self.http_url("MAGENTO_REST_URL"),
+            magento_token=self.text("MAGENTO_TOKEN"),
+            magento_rest_page_size=self.integer("MAGENTO_REST_PAGE_SIZE", 100, 1, 300),
+            valerdat_base_url=self.http_url("VALERDAT_BASE_URL"),
+            valerdat_customer=self.text("VALERDAT_CUSTOMER"),
+            valerdat_username=self.text("VALERDAT_USERNAME"),
+            valerdat_password=self.values.get("VALERDAT_PASSWORD") or None,
+            valerdat_concurrency=self.integer("VALERDAT_CONCURRENCY", 8, 1, 64),
+            initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", initial) if initial else today_utc(),
+            sync_overlap_seconds=self.integer("SYNC_OVERLAP_SECONDS", 300, 0),
+            http_timeout=self.seconds("HTTP_TIMEOUT", 30.0),
+            http_max_retries=self.integer("HTTP_MAX_RETRIES", 5, 0, 20),
+            http_backoff_seconds=self.seconds("HTTP_BACKOFF_SECONDS", 1.0),
+            log_file="synclet.log" if log_file is None else (log_file.strip() or None),
+            bigblock_base_url=self.http_url("BIGBLOCK_BASE_URL"),
+            bigblock_api_key=self.text("BIGBLOCK_API_KEY"),
+            bigblock_locations_csv=self.text("BIGBLOCK_LOCATIONS_CSV"),
+        )
+
+
+def overlap(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.sync_overlap_seconds)

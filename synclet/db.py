@@ -1,0 +1,98 @@
+"""Engines and schema: connect to the configured database and keep it at the newest migration."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from synclet.errors import DatabaseError, SchemaOutdated
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SchemaState = Literal["empty", "current", "outdated", "unknown"]
+
+# SQLite has no DECIMAL type; values round-trip through the column's scale (4 places) exactly
+# for any realistic amount, and MariaDB stores true DECIMALs. The warning says nothing new.
+warnings.filterwarnings("ignore", message=r".*does \*not\* support Decimal objects natively.*")
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url``: foreign keys and a busy timeout on SQLite, pre-ping on MariaDB."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def describe_error(error: SQLAlchemyError) -> str:
+    """The driver's own one-line reason, without SQL, parameters or connection strings."""
+    original = getattr(error, "orig", None) or error
+    args = getattr(original, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return f"({args[0]}) {str(args[1]).splitlines()[0]}"
+    return str(original).splitlines()[0] if str(original) else type(original).__name__
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    script = ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+    return script.get_current_head()
+
+
+def schema_state(engine: Engine) -> tuple[SchemaState, str | None]:
+    """Where the database stands against this version's newest migration."""
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot reach the database: {describe_error(error)}") from None
+    if current is None:
+        return "empty", None
+    script = ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+    if current == script.get_current_head():
+        return "current", current
+    known = {rev.revision for rev in script.walk_revisions()}
+    return ("outdated" if current in known else "unknown"), current
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str | None]:
+    """Create or upgrade the schema to the newest migration; safe to repeat. Returns (before, after)."""
+    before = schema_state(engine)[1]
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"migration failed: {describe_error(error)}") from None
+    return before, head_revision()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Initialise an empty database; refuse to write into an older or foreign schema."""
+    state, current = schema_state(engine)
+    if state == "empty":
+        upgrade(engine)
+    elif state == "outdated":
+        raise SchemaOutdated(f"the database schema ({current}) is older than this synclet: run `python synclet.py init`")
+    elif state == "unknown":
+        raise SchemaOutdated(f"the database schema ({current}) is newer than this synclet or not synclet's: upgrade synclet")

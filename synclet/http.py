@@ -1,0 +1,162 @@
+"""One HTTP policy for every source and destination: timeouts, bounded retries, masking.
+
+Only transient failures are retried (connection errors, timeouts, 429, 5xx), with exponential
+backoff and jitter, never sooner than a ``Retry-After`` asks, bounded by attempts and total time.
+Everything else fails at once with a one-line message that holds no secret. A page is therefore
+either read whole or the run stops: nothing is ever skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+import tenacity
+
+from synclet import __version__
+from synclet.config import Settings, mask_url
+from synclet.errors import AuthError, ProtocolError, RemoteError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(520, 530))
+MAX_RETRY_AFTER_SECONDS = 300.0
+
+
+class _Transient(Exception):
+    """A failure worth another attempt; carries the response (if any) for the final message."""
+
+    def __init__(self, message: str, response: requests.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+def retry_after_seconds(response: requests.Response | None, now: datetime | None = None) -> float | None:
+    """The wait a ``Retry-After`` header asks for (seconds or HTTP date), if any."""
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        now = now or datetime.now(timezone.utc)
+        seconds = (when - now).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+class HttpClient:
+    """A ``requests.Session`` with synclet's policy; one per run, shared by a run's calls."""
+
+    def __init__(
+        self,
+        timeout: float,
+        max_retries: int,
+        mask: Callable[[str], str] = lambda text: text,
+        backoff_seconds: float = 1.0,
+        max_total_seconds: float = 600.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.mask = mask
+        self.backoff = tenacity.wait_exponential_jitter(initial=backoff_seconds, max=60.0, jitter=backoff_seconds)
+        self.max_total_seconds = max_total_seconds
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"synclet/{__version__}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpClient:
+        return cls(settings.http_timeout, settings.http_max_retries, mask=settings.mask, backoff_seconds=settings.http_backoff_seconds)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def describe(self, url: str) -> str:
+        """The URL as it may be printed: secrets masked, query string dropped for brevity."""
+        return self.mask(mask_url(url).split("?", 1)[0])
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        backoff = self.backoff(state)
+        error = state.outcome.exception() if state.outcome else None
+        asked = retry_after_seconds(error.response) if isinstance(error, _Transient) else None
+        return backoff if asked is None else max(asked, backoff)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send with retries; return a 2xx/3xx/4xx response, or raise after the last attempt."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_attempt(self.max_retries + 1) | tenacity.stop_after_delay(self.max_total_seconds),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._send, method, url, **kwargs)
+        except _Transient as error:
+            raise RemoteError(self.mask(str(error))) from None
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        where = self.describe(url)
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout:
+            raise _Transient(f"{method} {where}: no answer within {self.timeout:g}s") from None
+        except requests.ConnectionError as error:
+            raise _Transient(f"{method} {where}: cannot connect ({_reason(error)})") from None
+        except requests.RequestException as error:
+            raise RemoteError(self.mask(f"{method} {where}: {_reason(error)}")) from None
+        if response.status_code in RETRY_STATUSES:
+            raise _Transient(f"{method} {where}: HTTP {response.status_code} {_snippet(response)}", response)
+        return response
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("%s; retry %d/%d in %.1fs", self.mask(str(error)), state.attempt_number, self.max_retries, wait)
+
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        """GET and decode JSON (numbers with a fraction become ``Decimal``); raise on non-2xx."""
+        response = self.request("GET", url, params=params, headers=headers)
+        return self.decode(response)
+
+    def decode(self, response: requests.Response) -> Any:
+        """The JSON body of a successful response, or the typed error a person can act on."""
+        where = f"{response.request.method} {self.describe(response.url)}"
+        if response.status_code in (401, 403):
+            raise AuthError(self.mask(f"{where}: HTTP {response.status_code}, credentials refused {_snippet(response)}"))
+        if response.status_code >= 400:
+            raise RemoteError(self.mask(f"{where}: HTTP {response.status_code} {_snippet(response)}"))
+        try:
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise ProtocolError(self.mask(f"{where}: answer is not JSON ({kind}) {_snippet(response)}")) from None
+
+
+def _snippet(response: requests.Response, limit: int = 120) -> str:
+    """The start of a body on one line, for messages."""
+    text = " ".join(response.text[: limit * 2].split())
+    if not text:
+        return "(empty body)"
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def _reason(error: Exception) -> str:
+    """The innermost cause of a requests error, without the URL (which may hold a secret)."""
+    cause: BaseException = error
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    text = str(cause).split(": ", 1)[-1] if ": " in str(cause) else str(cause)
+    return type(cause).__name__ + (f": {text[:120]}" if text else "")

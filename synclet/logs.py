@@ -1,0 +1,46 @@
+"""Logging: the activity log file in the contract's format, warnings on stderr, secrets masked."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"  # asctime: YYYY-MM-DD HH:MM:SS,mmm
+
+
+class MaskSecrets(logging.Filter):
+    """Replaces configured secrets in every record, whatever code logged it."""
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        return True
+
+
+def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int = 0, console: bool = True) -> None:
+    """Route ``synclet`` loggers to the log file (INFO) and stderr (WARNING, or more with -v)."""
+    logger = logging.getLogger("synclet")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+    logger.propagate = False
+    formatter = logging.Formatter(LOG_FORMAT)
+    formatter.converter = time.gmtime  # UTC, like every timestamp synclet stores
+    masker = MaskSecrets(mask)
+    if log_file:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setLevel(logging.INFO)
+        file_handler.setFormatter(formatter)
+        file_handler.addFilter(masker)
+        logger.addHandler(file_handler)
+    if console:
+        stream = logging.StreamHandler()
+        stream.setLevel(logging.WARNING if verbosity == 0 else logging.DEBUG)
+        stream.setFormatter(formatter)
+        stream.addFilter(masker)
+        logger.addHandler(stream)

@@ -1,0 +1,32 @@
+"""Progress of a sync: a bar on a terminal, nothing extra under cron (the summary line says it all)."""
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from synclet.history import RunCounts
+from synclet.records import Page
+
+
+class BarProgress:
+    """A tqdm bar of orders read, with the page count and the outcome so far."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, tqdm] = {}
+
+    def page(self, source: str, page: Page, counts: RunCounts) -> None:
+        bar = self._bars.get(source)
+        if bar is None:
+            bar = self._bars[source] = tqdm(desc=source, unit=" orders", leave=False, file=sys.stderr, dynamic_ncols=True)
+        bar.update(len(page.orders) + len(page.rejected) + page.skipped)
+        bar.set_postfix(pages=counts.pages, added=counts.orders_added, updated=counts.orders_updated, refresh=False)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+def for_terminal() -> BarProgress | None:
+    return BarProgress() if sys.stderr.isatty() else None

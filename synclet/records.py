@@ -1,0 +1,140 @@
+"""The typed records every source yields and the store writes.
+
+Sources map API payloads into these and nothing else, so the store never sees a source's JSON shape.
+Money and quantities are ``Decimal``; datetimes are naive UTC.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+AddressType = Literal["billing", "shipping"]
+
+
+@dataclass(slots=True)
+class Item:
+    line_no: int
+    sku: str | None
+    name: str | None
+    quantity: Decimal | None
+    unit_price_ex_tax: Decimal | None
+    price_incl_tax: Decimal | None
+    tax_rate: Decimal | None  # fraction: 0.2 is 20 %
+    tax_amount: Decimal | None
+    discount_amount: Decimal | None
+    line_total_incl_tax: Decimal | None
+    product_id: str | None = None
+    tax_code: str | None = None
+    error_code: str | None = None  # e.g. Product.ProductNotFound: the line's product was deleted
+
+
+@dataclass(slots=True)
+class Address:
+    address_type: AddressType
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postcode: str | None = None
+    country_code: str | None = None
+
+
+@dataclass(slots=True)
+class Credit:
+    external_id: str
+    credit_number: str | None
+    state: str | None
+    credit_date: datetime | None
+    subtotal: Decimal | None
+    tax_amount: Decimal | None
+    shipping_amount: Decimal | None
+    adjustment_positive: Decimal | None
+    adjustment_negative: Decimal | None
+    grand_total: Decimal | None
+    raw_json: str
+    source_updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Order:
+    """One order (or purchase order) as the source reported it.
+
+    ``raw_json`` is the payload exactly as received (canonical JSON); ``content_hash`` is derived
+    from it, so an order whose payload did not change is recognised without reading the children.
+    """
+
+    source: str
+    external_id: str
+    order_number: str | None
+    status: str | None
+    order_date: datetime | None
+    source_updated_at: datetime
+    currency_code: str | None
+    customer_email: str | None
+    customer_name: str | None
+    subtotal: Decimal | None
+    tax_amount: Decimal | None
+    shipping_amount: Decimal | None  # excluding tax
+    discount_amount: Decimal | None  # positive: what was taken off
+    grand_total: Decimal | None
+    payment_method: str | None
+    payment_amount: Decimal | None
+    shipping_method: str | None
+    notes: str | None
+    raw_json: str
+    content_hash: str
+    shipping_tax_amount: Decimal | None = None
+    shipping_incl_tax: Decimal | None = None
+    customer_external_id: str | None = None
+    store_name: str | None = None
+    replaces_external_id: str | None = None  # an edited order names the order it replaces
+    replaces_order_number: str | None = None
+    items: list[Item] = field(default_factory=list)
+    addresses: list[Address] = field(default_factory=list)
+    credits: list[Credit] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A payload that could not be mapped: kept whole, with why, so nothing is lost."""
+
+    source: str
+    external_id: str | None
+    order_number: str | None
+    raw_json: str
+    error: str
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a source, the unit of one database transaction."""
+
+    number: int
+    orders: list[Order] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    skipped: int = 0  # entries with no identity at all (OneSaas's "" inside Orders)
+
+
+def canonical_json(payload: object) -> str:
+    """Stable JSON text of a payload: sorted keys, no spaces, Decimals written as numbers."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_number)
+
+
+def content_hash(raw_json: str) -> str:
+    """Fingerprint of an order's canonical payload: equal hashes mean nothing to rewrite."""
+    return hashlib.sha256(raw_json.encode("utf-8")).hexdigest()
+
+
+def _json_number(value: object) -> float:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,144 @@
+"""What ``status`` shows: per source the last run, the cursor, what is stored, and the newest orders."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, union
+from sqlalchemy.engine import Connection, Engine
+
+from synclet.errors import LockHeld
+from synclet.history import HISTORY
+from synclet.locks import SourceLock
+from synclet.store import ORDERS, REJECTS
+
+NEWEST_ORDERS = 5
+
+
+def known_sources(conn: Connection) -> list[str]:
+    rows = conn.execute(union(select(ORDERS.c.source).distinct(), select(HISTORY.c.source).distinct()))
+    return sorted(row[0] for row in rows)
+
+
+def source_status(engine: Engine, sources: list[str], now: datetime) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [_one(engine, conn, name, now) for name in sources]
+
+
+def _one(engine: Engine, conn: Connection, source: str, now: datetime) -> dict[str, Any]:
+    last = conn.execute(
+        select(HISTORY).where(HISTORY.c.source == source).order_by(HISTORY.c.id.desc()).limit(1)
+    ).mappings().first()
+    cursor = conn.execute(
+        select(HISTORY.c.cursor)
+        .where(HISTORY.c.source == source, HISTORY.c.status == "success")
+        .order_by(HISTORY.c.id.desc())
+        .limit(1)
+    ).scalar()
+    stored = conn.execute(select(func.count()).select_from(ORDERS).where(ORDERS.c.source == source)).scalar() or 0
+    rejected = conn.execute(
+        select(REJECTS.c.reject_key, REJECTS.c.order_number, REJECTS.c.error_message, REJECTS.c.last_seen_at)
+        .where(REJECTS.c.source == source)
+        .order_by(REJECTS.c.last_seen_at.desc())
+    ).mappings().all()
+    newest = conn.execute(
+        select(ORDERS.c.order_number, ORDERS.c.status, ORDERS.c.order_date, ORDERS.c.grand_total, ORDERS.c.currency_code)
+        .where(ORDERS.c.source == source)
+        .order_by(ORDERS.c.order_date.desc(), ORDERS.c.id.desc())
+        .limit(NEWEST_ORDERS)
+    ).mappings().all()
+    last_run = None
+    if last is not None:
+        last_run = {key: last[key] for key in (
+            "sync_type", "started_at", "finished_at", "status", "window_start", "pages", "orders_added",
+            "orders_updated", "orders_unchanged", "orders_rejected", "orders_skipped", "error_message",
+        )}
+        if last["status"] == "running" and not _is_alive(engine, source):
+            last_run["status"] = "interrupted"
+    return {
+        "source": source,
+        "last_run": last_run,
+        "cursor": cursor,
+        "lag_seconds": int((now - cursor).total_seconds()) if cursor else None,
+        "orders_stored": stored,
+        "rejected": [dict(row) for row in rejected],
+        "newest_orders": [dict(row) for row in newest],
+    }
+
+
+def _is_alive(engine: Engine, source: str) -> bool:
+    """A ``running`` row is alive only while someone holds the source's lock."""
+    try:
+        with SourceLock(engine, source):
+            return False
+    except LockHeld:
+        return True
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes as ISO strings (UTC), Decimals as strings, recursively."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def empty_status(source: str) -> dict[str, Any]:
+    """The status of a source in a database that has no schema yet."""
+    return {"source": source, "last_run": None, "cursor": None, "lag_seconds": None, "orders_stored": 0, "rejected": [], "newest_orders": []}
+
+
+def render(entry: dict[str, Any], configured: bool) -> str:
+    """The human form of one source's status, a few aligned lines."""
+    lines = [f"\n{entry['source']}{'' if configured else '  (not configured)'}"]
+    run = entry["last_run"]
+    if run is None:
+        lines.append("  last run   never")
+    else:
+        took = f" ({_duration((run['finished_at'] - run['started_at']).total_seconds())})" if run["finished_at"] else ""
+        end = f" → {run['finished_at']:%H:%M:%S}" if run["finished_at"] else ""
+        lines.append(f"  last run   {run['sync_type']} {run['status']}, {run['started_at']:%Y-%m-%d %H:%M:%S}{end} UTC{took}")
+        lines.append(
+            f"             {run['orders_added']} added, {run['orders_updated']} updated, {run['orders_unchanged']} unchanged, "
+            f"{run['orders_rejected']} rejected, {run['orders_skipped']} skipped, {run['pages']} pages"
+        )
+        if run["error_message"]:
+            lines.append(f"  error      {run['error_message']}")
+    if entry["cursor"] is not None:
+        lines.append(f"  cursor     {entry['cursor']:%Y-%m-%d %H:%M:%S} UTC (lag {_duration(entry['lag_seconds'])})")
+    else:
+        lines.append("  cursor     none yet (the next sync is an initial one)")
+    lines.append(f"  stored     {entry['orders_stored']:,} orders")
+    rejected = entry["rejected"]
+    lines.append(f"  rejected   {len(rejected) or 'none'}")
+    lines.extend(f"             {r['order_number'] or r['reject_key']}: {r['error_message']}" for r in rejected[:10])
+    for index, order in enumerate(entry["newest_orders"]):
+        label = "  newest" if index == 0 else ""
+        when = f"{order['order_date']:%Y-%m-%d %H:%M:%S}" if order["order_date"] else "-"
+        total = f"{order['grand_total']} {order['currency_code'] or ''}".strip() if order["grand_total"] is not None else "-"
+        lines.append(f"{label:<13}{order['order_number'] or '-':<14}{order['status'] or '-':<12}{when}  {total}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    if hours:
+        return f"{sign}{hours}h {minutes}m"
+    if minutes:
+        return f"{sign}{minutes}m {secs}s"
+    return f"{sign}{secs}s"

@@ -1,0 +1,60 @@
+"""The sources synclet reads orders from, by name.
+
+A source knows its API (auth, paging, quirks) and maps payloads into ``synclet.records``; it never
+touches the database. ``synclet.sync`` drives it one page at a time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from synclet.config import Settings
+from synclet.errors import ConfigError
+from synclet.http import HttpClient
+from synclet.records import Page
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one run reads: orders created after ``created_after`` and, on an incremental run,
+    updated after ``updated_after``. Both bounds are inclusive; a source whose API filters with a
+    strict ``>`` asks one second earlier."""
+
+    created_after: datetime
+    updated_after: datetime | None = None
+
+
+class Source(Protocol):
+    name: ClassVar[str]
+    #: True when pages come sorted by update time, so the cursor may advance page by page and an
+    #: interrupted run can resume; False means only a completed run may move the cursor.
+    ordered_by_update: ClassVar[bool]
+
+    def check(self) -> str:
+        """Authenticate and make one small request; return what was found, raise SourceError."""
+        ...
+
+    def pages(self, window: Window) -> Iterator[Page]:
+        """Every order in ``window``, a page at a time, until the API says there are no more."""
+        ...
+
+
+SourceFactory = Callable[[Settings, HttpClient], Source]
+
+
+def registry() -> dict[str, SourceFactory]:
+    """Source name -> constructor. Imported lazily so one source's import cost stays its own."""
+    from synclet.sources.onesaas import OneSaasSource
+
+    return {"magento": OneSaasSource.from_settings}
+
+
+def build_source(name: str, settings: Settings, http: HttpClient) -> Source:
+    factories = registry()
+    if name not in factories:
+        raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sorted(factories))})")
+    if name not in settings.configured_sources():
+        raise ConfigError(f"--source: {name} is not configured (set its settings in the environment or .env)")
+    return factories[name](settings, http)

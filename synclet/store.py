@@ -1,0 +1,222 @@
+"""Writes into the database: one page of orders at a time, in bulk, inside the caller's transaction.
+
+A page costs a fixed number of statements whatever its size: one read of the stored hashes, one
+upsert of the orders that are new or changed, one id look-up, three deletes of their old children
+and three bulk inserts of the new ones. Orders whose content hash is unchanged are not written.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, select, String
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.engine import Connection
+
+from synclet.models import OrderAddress, OrderCredit, OrderItem, RejectedOrder
+from synclet.models import Order as OrderModel
+from synclet.records import Order, Rejected
+
+log = logging.getLogger(__name__)
+
+ORDERS: Table = OrderModel.__table__  # type: ignore[assignment]
+ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
+ADDRESSES: Table = OrderAddress.__table__  # type: ignore[assignment]
+CREDITS: Table = OrderCredit.__table__  # type: ignore[assignment]
+REJECTS: Table = RejectedOrder.__table__  # type: ignore[assignment]
+
+IN_CHUNK = 500  # well under every driver's parameter limit
+
+
+@dataclass
+class PageOutcome:
+    """What one page did to the database; ``added`` and ``updated`` hold order numbers for the log."""
+
+    added: list[Order] = field(default_factory=list)
+    updated: list[Order] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _columns(table: Table, *, skip: Iterable[str] = ("id",)) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name not in set(skip))
+
+
+def _string_limits(table: Table) -> dict[str, int]:
+    return {c.name: c.type.length for c in table.columns if isinstance(c.type, String) and c.type.length}
+
+
+_LIMITS = {t.name: _string_limits(t) for t in (ORDERS, ITEMS, ADDRESSES, CREDITS, REJECTS)}
+_ORDER_FIELDS = _columns(ORDERS, skip=("id", "first_synced_at", "last_synced_at"))
+_ITEM_FIELDS = _columns(ITEMS, skip=("id", "order_id"))
+_ADDRESS_FIELDS = _columns(ADDRESSES, skip=("id", "order_id"))
+_CREDIT_FIELDS = _columns(CREDITS, skip=("id", "order_id"))
+
+
+def _fit(table: Table, row: dict[str, Any], label: str) -> dict[str, Any]:
+    """Cut strings longer than their column, with a warning, so one long value cannot fail a page."""
+    for name, limit in _LIMITS[table.name].items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            log.warning("%s: %s.%s is %d characters; stored the first %d", label, table.name, name, len(value), limit)
+            row[name] = value[:limit]
+    return row
+
+
+def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def stored_hashes(conn: Connection, source: str, external_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """external_id -> (id, content_hash) of the orders of ``source`` already stored."""
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(external_ids):
+        rows = conn.execute(
+            select(ORDERS.c.external_id, ORDERS.c.id, ORDERS.c.content_hash).where(
+                ORDERS.c.source == source, ORDERS.c.external_id.in_(chunk)
+            )
+        )
+        found.update((external_id, (order_id, digest)) for external_id, order_id, digest in rows)
+    return found
+
+
+def classify(orders: Sequence[Order], stored: dict[str, tuple[int, str]]) -> PageOutcome:
+    """Split a page into new, changed and unchanged orders (the last occurrence of an id wins)."""
+    latest = {order.external_id: order for order in orders}
+    outcome = PageOutcome()
+    for order in latest.values():
+        known = stored.get(order.external_id)
+        if known is None:
+            outcome.added.append(order)
+        elif known[1] != order.content_hash:
+            outcome.updated.append(order)
+        else:
+            outcome.unchanged += 1
+    return outcome
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str],
+    bump: Sequence[str] = (),
+) -> None:
+    """INSERT … ON DUPLICATE KEY UPDATE (MariaDB) or ON CONFLICT DO UPDATE (SQLite), executemany.
+
+    ``update`` columns take the new row's value, ``bump`` columns add one to the stored value; only
+    SQL expressions appear in the update clause, which keeps PyMySQL's executemany batching.
+    """
+    if not rows:
+        return
+    if conn.dialect.name in ("mysql", "mariadb"):
+        statement = mysql.insert(table)
+        new_values = statement.inserted
+    else:
+        statement = sqlite.insert(table)
+        new_values = statement.excluded
+    assignments = {name: new_values[name] for name in update}
+    assignments.update({name: table.c[name] + 1 for name in bump})
+    if isinstance(statement, mysql.Insert):
+        conn.execute(statement.on_duplicate_key_update(assignments), rows)
+    else:
+        conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=assignments), rows)
+
+
+def save_page(conn: Connection, source: str, orders: Sequence[Order], now: datetime) -> PageOutcome:
+    """Upsert the new and changed orders of a page and replace their children."""
+    stored = stored_hashes(conn, source, [order.external_id for order in orders])
+    outcome = classify(orders, stored)
+    changed = outcome.added + outcome.updated
+    if not changed:
+        return outcome
+    rows = [_order_row(order, now) for order in changed]
+    upsert(conn, ORDERS, rows, ("source", "external_id"), (*_ORDER_FIELDS, "last_synced_at"))
+    ids = {external_id: ident for external_id, (ident, _) in stored.items()}
+    ids.update((k, v[0]) for k, v in stored_hashes(conn, source, [o.external_id for o in outcome.added]).items())
+    replaced = [ids[order.external_id] for order in outcome.updated]
+    for table in (ITEMS, ADDRESSES, CREDITS):
+        for chunk in _chunks(replaced):
+            conn.execute(delete(table).where(table.c.order_id.in_(chunk)))
+    _insert_children(conn, changed, ids)
+    return outcome
+
+
+def _order_row(order: Order, now: datetime) -> dict[str, Any]:
+    row = {name: getattr(order, name) for name in _ORDER_FIELDS}
+    row["first_synced_at"] = now
+    row["last_synced_at"] = now
+    return _fit(ORDERS, row, f"{order.source} {order.order_number or order.external_id}")
+
+
+def _insert_children(conn: Connection, orders: Sequence[Order], ids: dict[str, int]) -> None:
+    items, addresses, credits = [], [], []
+    for order in orders:
+        order_id = ids[order.external_id]
+        label = f"{order.source} {order.order_number or order.external_id}"
+        items.extend(_child_row(ITEMS, _ITEM_FIELDS, item, order_id, label) for item in order.items)
+        addresses.extend(_child_row(ADDRESSES, _ADDRESS_FIELDS, a, order_id, label) for a in order.addresses)
+        credits.extend(_child_row(CREDITS, _CREDIT_FIELDS, c, order_id, label) for c in order.credits)
+    for table, rows in ((ITEMS, items), (ADDRESSES, addresses), (CREDITS, credits)):
+        if rows:
+            conn.execute(table.insert(), rows)
+
+
+def _child_row(table: Table, fields: Sequence[str], record: object, order_id: int, label: str) -> dict[str, Any]:
+    row = {name: getattr(record, name) for name in fields}
+    row["order_id"] = order_id
+    return _fit(table, row, label)
+
+
+def reject_key(rejected: Rejected) -> str:
+    """The identity of a rejected payload: its external id, or a hash of it when it has none."""
+    if rejected.external_id:
+        return rejected.external_id
+    return "sha256:" + hashlib.sha256(rejected.raw_json.encode("utf-8")).hexdigest()
+
+
+def save_rejects(conn: Connection, rejected: Sequence[Rejected], history_id: int, now: datetime) -> None:
+    """Keep each rejected payload (one row per identity, refreshed when seen again)."""
+    rows = [
+        _fit(
+            REJECTS,
+            {
+                "source": item.source,
+                "reject_key": reject_key(item)[:80],
+                "external_id": item.external_id,
+                "order_number": item.order_number,
+                "raw_json": item.raw_json,
+                "error_message": item.error,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "times_seen": 1,
+                "sync_history_id": history_id,
+            },
+            f"{item.source} {item.order_number or item.external_id}",
+        )
+        for item in rejected
+    ]
+    refresh = ("raw_json", "error_message", "last_seen_at", "sync_history_id")
+    upsert(conn, REJECTS, rows, ("source", "reject_key"), refresh, bump=("times_seen",))
+
+
+def forget_rejects(conn: Connection, source: str, external_ids: Sequence[str]) -> None:
+    """Drop rejects superseded by an order of the same id that has now been stored."""
+    for chunk in _chunks(list(external_ids)):
+        conn.execute(delete(REJECTS).where(REJECTS.c.source == source, REJECTS.c.reject_key.in_(chunk)))
+
+
+def clear(conn: Connection, source: str | None) -> dict[str, int]:
+    """Delete synced orders (children by cascade), rejects and history: all, or one source's."""
+    from synclet.history import HISTORY
+
+    counts = {}
+    for name, table in (("orders", ORDERS), ("rejected_orders", REJECTS), ("sync_history", HISTORY)):
+        statement = delete(table) if source is None else delete(table).where(table.c.source == source)
+        counts[name] = conn.execute(statement).rowcount or 0
+    return counts

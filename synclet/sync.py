@@ -1,0 +1,248 @@
+"""The one loop where sources meet the database: lock, window, pages -> store, history.
+
+Each page is one transaction holding the order upserts, their children, the rejects and the run's
+progress (counts and cursor). A crash therefore loses at most the page in flight, and the cursor
+never claims more than the committed data. The cursor is the newest ``updated_at`` the source
+reported, never the local clock.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from synclet import db, history, store
+from synclet.config import Settings
+from synclet.errors import EXIT_FAILED, EXIT_OK, SyncletError
+from synclet.history import RunCounts
+from synclet.locks import SourceLock
+from synclet.records import Page
+from synclet.sources import Source, Window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    force_initial: bool = False
+    since: datetime | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run reads and where its cursor starts."""
+
+    sync_type: str
+    window: Window
+    window_start: datetime
+    cursor: datetime | None
+
+
+@dataclass
+class RunResult:
+    source: str
+    sync_type: str
+    window_start: datetime
+    status: str  # success | failed | dry-run
+    counts: RunCounts = field(default_factory=RunCounts)
+    cursor: datetime | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        ok = self.status in ("success", "dry-run") and self.counts.orders_rejected == 0
+        return EXIT_OK if ok else EXIT_FAILED
+
+
+class Progress(Protocol):
+    def page(self, source: str, page: Page, counts: RunCounts) -> None: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def plan(conn: Connection | None, source: Source, settings: Settings, options: SyncOptions) -> Plan:
+    """Initial or incremental, and the window, from the history of ``source``."""
+    last = history.last_success(conn, source.name) if conn is not None else None
+    if last is None or options.force_initial:
+        start = options.since or settings.initial_sync_date
+        return Plan("initial", Window(created_after=start), start, None)
+    floor = history.initial_scope(conn, source.name) or settings.initial_sync_date  # type: ignore[arg-type]
+    cursor = history.newest_cursor(conn, source.name) if source.ordered_by_update else last.cursor  # type: ignore[arg-type]
+    if options.since is not None:
+        updated_after: datetime | None = options.since
+    elif cursor is None:
+        updated_after = None
+    else:
+        behind = timedelta(seconds=settings.sync_overlap_seconds)
+        if not source.ordered_by_update and last.finished_at is not None:
+            # Unsorted pages: an order changed while the last run paged may carry an updated_at
+            # older than that run's cursor. Reaching back by the run's duration covers it.
+            behind += last.finished_at - last.started_at
+        updated_after = cursor - behind
+    window = Window(created_after=floor, updated_after=updated_after)
+    return Plan("incremental", window, updated_after or floor, cursor)
+
+
+def sync_source(
+    engine: Engine,
+    source: Source,
+    settings: Settings,
+    options: SyncOptions,
+    progress: Progress | None = None,
+    report: Callable[[str], None] = print,
+) -> RunResult:
+    """Run one sync of ``source``; failures are recorded in the history and returned, not raised."""
+    if options.dry_run:
+        return _dry_run(engine, source, settings, options, report)
+    db.ensure_schema(engine)
+    with SourceLock(engine, source.name):
+        return _locked_run(engine, source, settings, options, progress)
+
+
+def _locked_run(engine: Engine, source: Source, settings: Settings, options: SyncOptions, progress: Progress | None) -> RunResult:
+    started = time.monotonic()
+    with engine.begin() as conn:
+        now = utc_now()
+        if history.close_interrupted(conn, source.name, now):
+            log.warning("Closed an interrupted earlier run of %s", source.name)
+        run_plan = plan(conn, source, settings, options)
+        history_id = history.start_run(conn, source.name, run_plan.sync_type, run_plan.window_start, run_plan.cursor, now)
+    result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "running", cursor=run_plan.cursor)
+    log.info("Starting %s sync of %s: %s", run_plan.sync_type, source.name, _describe(run_plan.window))
+    try:
+        for page in source.pages(run_plan.window):
+            _commit_page(engine, source.name, page, history_id, result)
+            if progress is not None:
+                progress.page(source.name, page, result.counts)
+    except BaseException as error:  # recorded, then re-raised when it is not ours to handle
+        result.status = "failed"
+        result.error = settings.mask(_one_line(error))
+        result.seconds = time.monotonic() - started
+        _close(engine, history_id, result)
+        if not isinstance(error, (SyncletError, SQLAlchemyError)):
+            raise
+        return result
+    result.status = "success"
+    result.seconds = time.monotonic() - started
+    if result.counts.orders_rejected:
+        result.error = f"{result.counts.orders_rejected} order(s) rejected: see `python synclet.py status`"
+    _close(engine, history_id, result)
+    return result
+
+
+def _commit_page(engine: Engine, source: str, page: Page, history_id: int, result: RunResult) -> None:
+    """One transaction: orders, children, rejects and the run's progress together."""
+    counts = result.counts
+    now = utc_now()
+    with engine.begin() as conn:
+        outcome = store.save_page(conn, source, page.orders, now)
+        if page.orders:
+            store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
+        if page.rejected:
+            store.save_rejects(conn, page.rejected, history_id, now)
+        newest = max((o.source_updated_at for o in page.orders), default=None)
+        cursor = max(filter(None, (result.cursor, newest)), default=None)
+        pending = _advance(counts, page, outcome)
+        history.record_progress(conn, history_id, pending, cursor)
+    result.counts, result.cursor = pending, cursor
+    _log_page(source, page, outcome)
+
+
+def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCounts:
+    return RunCounts(
+        pages=counts.pages + 1,
+        orders_added=counts.orders_added + len(outcome.added),
+        orders_updated=counts.orders_updated + len(outcome.updated),
+        orders_unchanged=counts.orders_unchanged + outcome.unchanged,
+        orders_rejected=counts.orders_rejected + len(page.rejected),
+        orders_skipped=counts.orders_skipped + page.skipped,
+    )
+
+
+def _log_page(source: str, page: Page, outcome: store.PageOutcome) -> None:
+    for order in outcome.added:
+        log.info("[+] Adding new order to local system: %s %s", source, order.order_number or order.external_id)
+    for order in outcome.updated:
+        log.info("[*] Replacing order in local system: %s %s", source, order.order_number or order.external_id)
+    if page.skipped:
+        log.warning("Skipped %d entr%s with no identity on page %d of %s", page.skipped, "y" if page.skipped == 1 else "ies", page.number, source)
+    for rejected in page.rejected:
+        log.error("Rejected order %s %s: %s", source, rejected.order_number or rejected.external_id or "(no id)", rejected.error)
+
+
+def _close(engine: Engine, history_id: int, result: RunResult) -> None:
+    counts = result.counts
+    if result.status == "success" and counts.orders_added + counts.orders_updated == 0:
+        log.info("[INFO] No new orders to add in local system: %s", result.source)
+    level = logging.INFO if result.status == "success" and not result.error else logging.ERROR
+    log.log(level, "Finished %s sync of %s: %s", result.sync_type, result.source, summary(result))
+    try:
+        with engine.begin() as conn:
+            history.finish_run(conn, history_id, result.status, utc_now(), result.error)
+    except SQLAlchemyError as error:
+        # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
+        log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))
+
+
+def summary(result: RunResult) -> str:
+    c = result.counts
+    text = (
+        f"{result.status}, {c.orders_added} added, {c.orders_updated} updated, {c.orders_unchanged} unchanged, "
+        f"{c.orders_rejected} rejected, {c.orders_skipped} skipped, {c.pages} page{'s' if c.pages != 1 else ''} "
+        f"in {result.seconds:.1f}s"
+    )
+    if result.cursor is not None:
+        text += f"; cursor {result.cursor:%Y-%m-%d %H:%M:%S}"
+    if result.error:
+        text += f"; {result.error}"
+    return text
+
+
+def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOptions, report: Callable[[str], None]) -> RunResult:
+    """Fetch and map as a real run would, compare with what is stored, write nothing."""
+    started = time.monotonic()
+    state, _ = db.schema_state(engine)
+    with engine.connect() as conn:
+        stored_conn = conn if state == "current" else None
+        run_plan = plan(stored_conn, source, settings, options)
+        result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
+        report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
+        for page in source.pages(run_plan.window):
+            ids = [o.external_id for o in page.orders]
+            stored = store.stored_hashes(stored_conn, source.name, ids) if stored_conn is not None else {}
+            outcome = store.classify(page.orders, stored)
+            for order in outcome.added:
+                report(f"[dry-run] would add: {source.name} {order.order_number or order.external_id}")
+            for order in outcome.updated:
+                report(f"[dry-run] would replace: {source.name} {order.order_number or order.external_id}")
+            for rejected in page.rejected:
+                report(f"[dry-run] would reject: {source.name} {rejected.order_number or rejected.external_id}: {rejected.error}")
+            result.counts = _advance(result.counts, page, outcome)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _describe(window: Window) -> str:
+    if window.updated_after is None:
+        return f"orders created since {window.created_after:%Y-%m-%d %H:%M:%S} UTC"
+    return f"orders updated since {window.updated_after:%Y-%m-%d %H:%M:%S} UTC (created since {window.created_after:%Y-%m-%d %H:%M:%S})"
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, SQLAlchemyError):
+        return f"database error: {db.describe_error(error)}"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted by the operator"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, SyncletError) else f"{type(error).__name__}: {text}"
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -24,7 +24,7 @@ MASK = "***"
 _SECRET_QUERY_KEYS = re.compile(r"(key|token|password|passwd|secret|signature)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     database_url: str = SQLITE_DEFAULT_URL
     magento_base_url: str | None = None
@@ -47,6 +47,10 @@ class Settings:
     bigblock_base_url: str | None = None
     bigblock_api_key: str | None = None
     bigblock_locations_csv: str | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return self.mask(f"Settings({shown})")
 
     def secrets(self) -> list[str]:
         """Every secret value set, longest first so a secret inside another is masked whole."""

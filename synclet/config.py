@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from sqlalchemy.engine import URL, make_url
@@ -61,7 +61,10 @@ class Settings:
             self.bigblock_api_key,
             make_url(self.database_url).password,
         ]
-        return sorted({str(v) for v in values if v}, key=len, reverse=True)
+        plain = {str(v) for v in values if v}
+        # A secret inside a URL travels percent-encoded; mask that spelling too.
+        encoded = {quote(v, safe="") for v in plain} | {quote_plus(v) for v in plain}
+        return sorted(plain | encoded, key=len, reverse=True)
 
     def mask(self, text: str) -> str:
         """``text`` with every configured secret replaced, for anything that leaves the process."""

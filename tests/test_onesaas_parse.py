@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -134,7 +135,8 @@ def full_credit(payload: dict[str, Any]) -> Credit:
 def test_parse_order_maps_whole_records(fixture: str) -> None:
     payload = load(fixture)
     fields = dict(WHOLE_ORDERS[fixture])
-    fields.setdefault("credits", [full_credit(payload)])
+    if "credits" not in fields:
+        fields["credits"] = [full_credit(payload)]
     raw_json = canonical_json(payload)
 
     order = parse_order(payload)
@@ -250,7 +252,7 @@ def test_bare_empty_string_body_is_an_empty_page() -> None:
 def test_page_bodies_that_are_not_pages_raise(body: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error) as caught:
         parse_page(body, 3)
-    assert type(caught.value) is error and str(caught.value).startswith(message)
+    assert type(caught.value) is error and message in str(caught.value)
 
 
 # ---- paging over real HTTP ---------------------------------------------------------------------
@@ -264,6 +266,10 @@ class FakeOneSaas:
     respond: Callable[[dict[str, str]], object] = lambda query: ""
     requests: list[dict[str, str]] = field(default_factory=list)
 
+    def reset(self) -> None:
+        self.respond = lambda query: ""
+        self.requests.clear()
+
     def serve_pages(self, pages: dict[int, object]) -> None:
         self.respond = lambda query: pages.get(int(query["Page"]), "")
 
@@ -271,8 +277,8 @@ class FakeOneSaas:
         return [int(query["Page"]) for query in self.requests]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOneSaas]:
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOneSaas]:
     store = FakeOneSaas()
 
     class Handler(BaseHTTPRequestHandler):
@@ -299,6 +305,12 @@ def fake() -> Iterator[FakeOneSaas]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def fake(server: FakeOneSaas) -> FakeOneSaas:
+    server.reset()
+    return server
 
 
 @pytest.fixture
@@ -397,6 +409,6 @@ def test_check_reports_the_version_from_one_small_request(fake, source, body, ex
 ])
 def test_check_failures(fake, source, body, error, message) -> None:
     fake.respond = lambda query: body
-    with pytest.raises(error, match=message) as caught:
+    with pytest.raises(error, match=re.escape(message)) as caught:
         source.check()
     assert type(caught.value) is error and ACCESS_KEY not in str(caught.value)

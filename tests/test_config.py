@@ -1,0 +1,120 @@
+"""Settings: defaults, the .env file, DB_* pieces, validation naming the setting, secret masking."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from synclet.config import SQLITE_DEFAULT_URL, load_settings, mask_url, today_utc
+from synclet.errors import ConfigError
+
+from conftest import run_cli
+
+SHOP = {"MAGENTO_BASE_URL": "https://shop.example/onesaas_connect/index/index", "MAGENTO_ACCESS_KEY": "k3y-s3cr3t"}
+
+
+def test_defaults_use_the_embedded_database_and_today() -> None:
+    settings = load_settings(environ={})
+    assert settings.database_url == SQLITE_DEFAULT_URL
+    assert settings.initial_sync_date == today_utc()
+    assert (settings.magento_page_size, settings.magento_rest_page_size, settings.valerdat_concurrency) == (50, 100, 8)
+    assert (settings.sync_overlap_seconds, settings.http_timeout, settings.http_max_retries) == (300, 30.0, 5)
+    assert settings.log_file == "synclet.log"
+    assert settings.configured_sources() == []
+
+
+def test_db_pieces_build_a_mariadb_url_with_utf8mb4() -> None:
+    settings = load_settings(environ={"DB_HOST": "db.local", "DB_NAME": "shop", "DB_USER": "sync", "DB_PASSWORD": "p@ss/w"})
+    assert settings.database_url == "mysql+pymysql://sync:p%40ss%2Fw@db.local:3306/shop?charset=utf8mb4"
+    assert "p%40ss" not in settings.masked_database_url() and "***" in settings.masked_database_url()
+
+
+def test_database_url_wins_over_pieces_and_gets_utf8mb4() -> None:
+    settings = load_settings(environ={"DATABASE_URL": "mysql+pymysql://u@h/db", "DB_HOST": "ignored"})
+    assert settings.database_url == "mysql+pymysql://u@h/db?charset=utf8mb4"
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("MAGENTO_PAGE_SIZE=20\nSYNC_OVERLAP_SECONDS=60\nINITIAL_SYNC_DATE=2025-07-01 07:41:16\n")
+    settings = load_settings(env_file, environ={"MAGENTO_PAGE_SIZE": "30"})
+    assert settings.magento_page_size == 30
+    assert settings.sync_overlap_seconds == 60
+    assert settings.initial_sync_date == datetime(2025, 7, 1, 7, 41, 16)
+
+
+def test_dot_env_in_the_working_directory_is_read() -> None:
+    Path(".env").write_text("LOG_FILE=\n")
+    assert load_settings(environ={}).log_file is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"MAGENTO_PAGE_SIZE": "0"}, "MAGENTO_PAGE_SIZE"),
+        ({"MAGENTO_PAGE_SIZE": "fifty"}, "MAGENTO_PAGE_SIZE"),
+        ({"MAGENTO_REST_PAGE_SIZE": "301"}, "MAGENTO_REST_PAGE_SIZE"),
+        ({"INITIAL_SYNC_DATE": "2025-13-01"}, "INITIAL_SYNC_DATE"),
+        ({"INITIAL_SYNC_DATE": "yesterday"}, "INITIAL_SYNC_DATE"),
+        ({"SYNC_OVERLAP_SECONDS": "-1"}, "SYNC_OVERLAP_SECONDS"),
+        ({"HTTP_TIMEOUT": "0"}, "HTTP_TIMEOUT"),
+        ({"HTTP_MAX_RETRIES": "x"}, "HTTP_MAX_RETRIES"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u@h/db"}, "DATABASE_URL"),
+        ({"DB_HOST": "h", "DB_USER": "u"}, "DB_NAME"),
+        ({"DB_HOST": "h", "DB_NAME": "n", "DB_PORT": "70000", "DB_USER": "u"}, "DB_PORT"),
+        ({"MAGENTO_BASE_URL": "shop.example/onesaas", "MAGENTO_ACCESS_KEY": "k"}, "MAGENTO_BASE_URL"),
+        ({"MAGENTO_BASE_URL": SHOP["MAGENTO_BASE_URL"]}, "MAGENTO_ACCESS_KEY"),
+        ({"MAGENTO_ACCESS_KEY": "k"}, "MAGENTO_BASE_URL"),
+        ({"VALERDAT_BASE_URL": "https://v.example", "VALERDAT_CUSTOMER": "c"}, "VALERDAT_USERNAME"),
+    ],
+)
+def test_bad_values_name_the_setting(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert str(caught.value).startswith(f"{named}:")
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_env_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--env-file"):
+        load_settings(tmp_path / "nope.env", environ={})
+
+
+def test_bad_configuration_exits_2_before_any_work() -> None:
+    result = run_cli("sync", env={**SHOP, "MAGENTO_PAGE_SIZE": "0"})
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: MAGENTO_PAGE_SIZE: 0 is out of range (must be between 1 and 1000)"
+    assert not Path("synclet.db").exists()
+
+
+def test_sync_without_a_source_exits_2() -> None:
+    result = run_cli("sync", env={})
+    assert result.exit_code == 2
+    assert "no source configured" in result.output and "MAGENTO_BASE_URL" in result.output
+
+
+def test_bad_since_is_a_usage_error() -> None:
+    result = run_cli("sync", "--since", "last tuesday", env=SHOP)
+    assert result.exit_code == 2
+    assert "--since" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://s/onesaas_connect/index/index?AccessKey=abc&Action=Orders", "https://s/onesaas_connect/index/index?AccessKey=***&Action=Orders"),
+        ("https://user:pw@s/x?token=t&page=2", "https://user:***@s/x?token=***&page=2"),
+        ("https://s/x?api_key=1&PageSize=50", "https://s/x?api_key=***&PageSize=50"),
+    ],
+)
+def test_mask_url(url: str, expected: str) -> None:
+    assert mask_url(url) == expected
+
+
+def test_settings_never_show_secrets() -> None:
+    settings = load_settings(environ={**SHOP, "DATABASE_URL": "mysql+pymysql://u:dbpw!x@h/db"})
+    shown = repr(settings) + settings.masked_database_url()
+    assert "k3y-s3cr3t" not in shown and "dbpw!x" not in shown
+    assert settings.mask("GET ?AccessKey=k3y-s3cr3t failed") == "GET ?AccessKey=*** failed"

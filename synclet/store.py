@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, String
+from sqlalchemy import String, Table, delete, literal_column, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection
 
+from synclet.history import HISTORY
 from synclet.models import OrderAddress, OrderCredit, OrderItem, RejectedOrder
 from synclet.models import Order as OrderModel
 from synclet.records import Order, Rejected
@@ -121,7 +122,7 @@ def upsert(
         statement = sqlite.insert(table)
         new_values = statement.excluded
     assignments = {name: new_values[name] for name in update}
-    assignments.update({name: table.c[name] + 1 for name in bump})
+    assignments.update({name: table.c[name] + literal_column("1") for name in bump})
     if isinstance(statement, mysql.Insert):
         conn.execute(statement.on_duplicate_key_update(assignments), rows)
     else:
@@ -213,8 +214,6 @@ def forget_rejects(conn: Connection, source: str, external_ids: Sequence[str]) -
 
 def clear(conn: Connection, source: str | None) -> dict[str, int]:
     """Delete synced orders (children by cascade), rejects and history: all, or one source's."""
-    from synclet.history import HISTORY
-
     counts = {}
     for name, table in (("orders", ORDERS), ("rejected_orders", REJECTS), ("sync_history", HISTORY)):
         statement = delete(table) if source is None else delete(table).where(table.c.source == source)

@@ -71,7 +71,7 @@ class HttpClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.mask = mask
-        self.backoff = tenacity.wait_exponential_jitter(initial=backoff_seconds, max=60.0, jitter=backoff_seconds)
+        self.backoff = tenacity.wait_exponential(multiplier=backoff_seconds, max=60.0) + tenacity.wait_random(0, backoff_seconds)
         self.max_total_seconds = max_total_seconds
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"synclet/{__version__}"

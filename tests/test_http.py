@@ -1,0 +1,140 @@
+"""The HTTP policy over real loopback HTTP: what is retried, what fails at once, what is masked."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from synclet.errors import AuthError, ProtocolError, RemoteError
+from synclet.http import HttpClient, retry_after_seconds
+
+SECRET = "s3cr3t-key"
+
+
+class ScriptedServer:
+    """Answers each request with the next (status, headers, body) of a script; counts requests."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str], bytes]]) -> None:
+        self.script = list(script)
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                outer.requests.append(self.path)
+                status, headers, body = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api?AccessKey={SECRET}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def serve() -> Iterator[object]:
+    servers: list[ScriptedServer] = []
+
+    def start(*script: tuple[int, dict[str, str], bytes]) -> ScriptedServer:
+        servers.append(ScriptedServer(list(script)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def client(retries: int = 3) -> HttpClient:
+    return HttpClient(timeout=5, max_retries=retries, mask=lambda t: t.replace(SECRET, "***"), backoff_seconds=0.01)
+
+
+OK = (200, {"Content-Type": "application/json"}, b'{"ok": 1.50}')
+
+
+def test_transient_statuses_are_retried_until_success(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve((500, {}, b"boom"), (503, {"Retry-After": "0"}, b""), (429, {}, b"slow down"), OK)
+    body = client().get_json(server.url)
+    assert body == {"ok": pytest.approx(1.5)} and str(body["ok"]) == "1.50"  # a Decimal, never a float
+    assert len(server.requests) == 4
+
+
+def test_retries_are_bounded_and_the_error_is_masked(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve((502, {}, b"bad gateway"))
+    with pytest.raises(RemoteError) as caught:
+        client(retries=2).get_json(server.url)
+    assert len(server.requests) == 3
+    assert "HTTP 502" in str(caught.value) and SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "text"),
+    [
+        ((401, {}, b'{"detail": "Invalid API key."}'), AuthError, "HTTP 401"),
+        ((403, {}, b"forbidden"), AuthError, "HTTP 403"),
+        ((400, {}, b'{"message": "bad"}'), RemoteError, "HTTP 400"),
+        ((404, {}, b'{"detail": "Not found."}'), RemoteError, "HTTP 404"),
+        ((200, {"Content-Type": "text/html"}, b"<html><body>Maintenance</body></html>"), ProtocolError, "not JSON (text/html)"),
+        ((200, {"Content-Type": "application/json"}, b'{"Orders": [1, 2'), ProtocolError, "not JSON"),
+    ],
+)
+def test_non_retryable_answers_fail_at_once(serve, answer, error, text) -> None:  # type: ignore[no-untyped-def]
+    server = serve(answer)
+    with pytest.raises(error) as caught:
+        client().get_json(server.url)
+    assert len(server.requests) == 1
+    assert text in str(caught.value) and SECRET not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_connection_refused_is_retried_then_reported_without_the_key() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RemoteError) as caught:
+        client(retries=1).get_json(f"http://127.0.0.1:{port}/x?AccessKey={SECRET}")
+    assert "cannot connect" in str(caught.value) and SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        ("0", 0.0),
+        ("-3", 0.0),
+        ("100000", 300.0),
+        ("Wed, 25 Nov 2026 10:00:30 GMT", 30.0),
+        ("soon", None),
+    ],
+)
+def test_retry_after_parsing(header: str, expected: float | None) -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = header
+    now = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds(response, now) == expected
+
+
+def test_retry_after_is_waited_for(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve((429, {"Retry-After": "1"}, b""), OK)
+    http = client()
+    waits: list[float] = []
+    original = http._wait
+    http._wait = lambda state: waits.append(original(state)) or waits[-1]  # type: ignore[method-assign]
+    http.get_json(server.url)
+    assert waits and waits[0] >= 1.0
+    assert json.dumps(server.requests[0]).count("AccessKey") == 1

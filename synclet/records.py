@@ -68,7 +68,7 @@ class Credit:
 class Order:
     """One order (or purchase order) as the source reported it.
 
-    ``raw_json`` is the payload exactly as received (canonical JSON); ``content_hash`` is derived
+    ``raw_json`` is the payload as received, in canonical JSON; ``content_hash`` is derived
     from it, so an order whose payload did not change is recognised without reading the children.
     """
 
@@ -125,7 +125,10 @@ class Page:
 
 
 def canonical_json(payload: object) -> str:
-    """Stable JSON text of a payload: sorted keys, no spaces, Decimals written as numbers."""
+    """Stable JSON text of a payload: sorted keys, no spaces, Decimals written as numbers.
+
+    Numbers keep their value, not their spelling (``165.0000`` is written ``165.0``): the hash of
+    the same payload is the same on every read, which is what the store needs."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_number)
 
 

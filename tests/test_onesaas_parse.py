@@ -157,6 +157,11 @@ def test_numbers_as_strings_or_json_numbers_agree(total: object) -> None:
     assert order.grand_total == D("165") and type(order.grand_total) is Decimal
 
 
+@pytest.mark.parametrize("total", [None, "", "  ", DELETE])
+def test_absent_or_blank_amounts_are_none(total: object) -> None:
+    assert parse_order(changed(load("order_full.json"), ("Total",), total)).grand_total is None
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("2025-07-01 07:41:16", datetime(2025, 7, 1, 7, 41, 16)),
     ("2025-07-01T07:41:16", datetime(2025, 7, 1, 7, 41, 16)),

@@ -1,0 +1,358 @@
+"""Magento through the OneSaas Connect extension: offset pages of JSON orders.
+
+The API's quirks shape this module: errors come back as HTTP 200 ``{"Error": ...}``, the end of
+pages is the bare JSON string ``""``, filters are strict ``>`` at one-second resolution, pages are
+unsorted offsets, money arrives as strings, and an order without addresses is a ``""`` entry.
+Parsing is pure (``parse_page``, ``parse_order``) so it is tested on recorded shapes without I/O.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar, NamedTuple
+
+from synclet.config import Settings
+from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, RemoteError
+from synclet.http import HttpClient
+from synclet.records import Address, AddressType, Credit, Item, Order, Page, Rejected, canonical_json, content_hash
+from synclet.sources import Window
+
+log = logging.getLogger(__name__)
+
+SOURCE = "magento"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+CHECK_SINCE = "2000-01-01 00:00:00"  # earlier than any store, so the check finds an order if one exists
+ONE_SECOND = timedelta(seconds=1)
+ZERO = Decimal("0")
+_REPLACES_KEY = re.compile(r'ReplaceOrderNumber\s+Id="([^"]*)"')
+_ADDRESS_KEYS = {
+    "first_name": "FirstName", "last_name": "LastName", "company": "OrganizationName", "phone": "WorkPhone",
+    "line1": "Line1", "line2": "Line2", "city": "City", "region": "State", "postcode": "PostCode",
+    "country_code": "CountryCode",
+}
+_CREDIT_AMOUNTS = ("subtotal", "tax_amount", "shipping_amount", "adjustment_positive", "adjustment_negative", "grand_total")
+
+
+class OneSaasSource:
+    """Reads orders created (and, incrementally, updated) in a window, one offset page at a time."""
+
+    name: ClassVar[str] = SOURCE
+    ordered_by_update: ClassVar[bool] = False
+
+    def __init__(self, http: HttpClient, base_url: str, access_key: str, page_size: int = 50) -> None:
+        self.http = http
+        self.base_url = base_url
+        self.access_key = access_key
+        self.page_size = page_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http: HttpClient) -> OneSaasSource:
+        if not settings.magento_base_url or not settings.magento_access_key:
+            raise ConfigError("MAGENTO_BASE_URL, MAGENTO_ACCESS_KEY: both are required for source magento")
+        return cls(http, settings.magento_base_url, settings.magento_access_key, settings.magento_page_size)
+
+    def check(self) -> str:
+        """One smallest page: proves the URL is OneSaas and the key is accepted."""
+        body = self._get({"Action": "Orders", "PageSize": 1, "Page": 0, "OrderCreatedTime": CHECK_SINCE})
+        _raise_error_body(body, "check")
+        if body == "":  # the key was accepted; the store simply has no orders yet
+            return "OneSaas (no orders yet)"
+        if isinstance(body, dict) and "OneSaas Version" in body:
+            return f"OneSaas {body['OneSaas Version']}"
+        raise ProtocolError(f"{self.http.describe(self.base_url)}: not a OneSaas answer ({_kind(body)})")
+
+    def pages(self, window: Window) -> Iterator[Page]:
+        """Pages from 0 until ``""``, a short page, or a page holding only orders already read."""
+        created_after = (window.created_after - ONE_SECOND).strftime(TIME_FORMAT)
+        params: dict[str, Any] = {"Action": "Orders", "PageSize": self.page_size, "OrderCreatedTime": created_after}
+        if window.updated_after is not None:
+            params["LastUpdatedTime"] = (window.updated_after - ONE_SECOND).strftime(TIME_FORMAT)
+        seen: set[str] = set()
+        for number in itertools.count():
+            body = self._get({**params, "Page": number})
+            if body == "":
+                return
+            page = parse_page(body, number, self.name)
+            ids = {o.external_id for o in page.orders} | {r.external_id for r in page.rejected if r.external_id}
+            if ids and ids <= seen:
+                log.warning("%s: page %d repeats orders already read; stopping", self.name, number)
+                return
+            seen |= ids
+            yield page
+            if len(body["Orders"]) < self.page_size:
+                return
+
+    def _get(self, params: Mapping[str, Any]) -> Any:
+        return self.http.get_json(self.base_url, params={"AccessKey": self.access_key, **params})
+
+
+def parse_page(body: object, number: int, source: str = SOURCE) -> Page:
+    """Map one page body; a bad order is rejected, not fatal. A bare ``""`` is an empty page."""
+    page = Page(number)
+    results: dict[str | int, Order | Rejected] = {}
+    for index, entry in enumerate(_page_entries(body, number)):
+        if not _has_identity(entry):
+            page.skipped += 1
+            continue
+        result = _map_entry(entry, source)
+        key = result.external_id if result.external_id is not None else index
+        results.pop(key, None)  # a duplicate Id: the later entry wins, in its own position
+        results[key] = result
+    page.orders = [r for r in results.values() if isinstance(r, Order)]
+    page.rejected = [r for r in results.values() if isinstance(r, Rejected)]
+    return page
+
+
+def parse_order(payload: Mapping[str, Any], source: str = SOURCE) -> Order:
+    """One OneSaas order into records; raises ``MappingError`` naming the first bad field."""
+    order = _Fields(payload)
+    external_id = _required_text(order, "Id")
+    order_date = order.time("Date")
+    updated_at = order.time("LastUpdatedDate") or order_date
+    if updated_at is None:
+        raise MappingError("LastUpdatedDate: missing, and Date too")
+    contact = order.child("Contact") or _Fields({}, "Contact")
+    items = [_item(line, line_no) for line_no, line in enumerate(order.objects("Items"), start=1)]
+    shipping = _shipping(order)
+    subtotal, tax_amount = _totals(items, shipping.tax)
+    payment_method, payment_amount = _payment(order)
+    replaces_external_id, replaces_order_number = _replaces(order)
+    discounts = order.decimal("Discounts")
+    raw_json = canonical_json(payload)
+    return Order(
+        source=source, external_id=external_id, order_number=order.text("OrderNumber"),
+        status=order.text("Status"), order_date=order_date, source_updated_at=updated_at,
+        currency_code=order.text("CurrencyCode"), notes=order.text("Notes"),
+        customer_email=contact.text("Email"), customer_name=_customer_name(contact),
+        customer_external_id=contact.text("Id"),
+        subtotal=subtotal, tax_amount=tax_amount, grand_total=order.decimal("Total"),
+        discount_amount=None if discounts is None else abs(discounts),
+        shipping_method=shipping.method, shipping_amount=shipping.amount,
+        shipping_tax_amount=shipping.tax, shipping_incl_tax=shipping.incl_tax,
+        payment_method=payment_method, payment_amount=payment_amount,
+        store_name=(order.text("Tags") or "").removeprefix("StoreName:").strip() or None,
+        replaces_external_id=replaces_external_id, replaces_order_number=replaces_order_number,
+        raw_json=raw_json, content_hash=content_hash(raw_json),
+        items=items, addresses=_addresses(order, contact),
+        credits=[_credit(credit) for credit in order.objects("Credits")],
+    )
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """A JSON object plus its path, so every conversion error names the exact field."""
+
+    data: Mapping[str, Any]
+    path: str = ""
+
+    def name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if isinstance(value, (dict, list)):
+            raise MappingError(f"{self.name(key)}: expected text, got {_kind(value)}")
+        return value if value is None or isinstance(value, str) else str(value)
+
+    def decimal(self, key: str) -> Decimal | None:
+        """Strings and JSON numbers alike; never via float, so no cent is lost."""
+        value = self.data.get(key)
+        if _blank(value):
+            return None
+        try:
+            number = Decimal(value) if isinstance(value, (int, Decimal, str)) and not isinstance(value, bool) else None
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite():
+            raise MappingError(f"{self.name(key)}: {value!r} is not a number")
+        return number
+
+    def time(self, key: str) -> datetime | None:
+        """``YYYY-MM-DD HH:MM:SS`` (UTC) or ISO with an offset, as naive UTC."""
+        value = self.data.get(key)
+        if _blank(value):
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.strip()) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise MappingError(f"{self.name(key)}: {value!r} is not a date")
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+    def child(self, key: str) -> _Fields | None:
+        """A nested object; PHP writes an empty one as ``[]``, so that counts as absent too."""
+        value = self.data.get(key)
+        if value is None or value == "" or value == []:
+            return None
+        if not isinstance(value, dict):
+            raise MappingError(f"{self.name(key)}: expected an object, got {_kind(value)}")
+        return _Fields(value, self.name(key))
+
+    def objects(self, key: str) -> list[_Fields]:
+        """A list of objects (lines, credits); anything else in it is a mapping error."""
+        value = self.data.get(key)
+        if value is None or value == "":
+            return []
+        if not isinstance(value, list):
+            raise MappingError(f"{self.name(key)}: expected a list, got {_kind(value)}")
+        elements = []
+        for index, element in enumerate(value):
+            if not isinstance(element, dict):
+                raise MappingError(f"{self.name(key)}[{index}]: expected an object, got {_kind(element)}")
+            elements.append(_Fields(element, f"{self.name(key)}[{index}]"))
+        return elements
+
+
+class _Shipping(NamedTuple):
+    method: str | None = None
+    amount: Decimal | None = None  # excluding tax
+    tax: Decimal | None = None
+    incl_tax: Decimal | None = None
+
+
+def _page_entries(body: object, number: int) -> list[Any]:
+    if body == "":
+        return []
+    _raise_error_body(body, f"page {number}")
+    if not isinstance(body, dict) or not isinstance(body.get("Orders"), list):
+        raise ProtocolError(f'page {number}: expected "" or an object with an "Orders" list, got {_kind(body)}')
+    return body["Orders"]
+
+
+def _raise_error_body(body: object, where: str) -> None:
+    """OneSaas reports every failure as HTTP 200 ``{"Error": ...}``; a wrong key is an AuthError."""
+    if not isinstance(body, dict) or "Error" not in body:
+        return
+    text = " ".join(str(body["Error"]).split())
+    if text.lower() == "invalid api key":
+        raise AuthError(f"{where}: OneSaas refused the access key ({text}); check MAGENTO_ACCESS_KEY")
+    raise RemoteError(f"{where}: OneSaas error: {text}")
+
+
+def _map_entry(entry: dict[str, Any], source: str) -> Order | Rejected:
+    try:
+        return parse_order(entry, source)
+    except MappingError as error:
+        number = _identifier(entry.get("OrderNumber"))
+        return Rejected(source, _identifier(entry.get("Id")), number, canonical_json(entry), str(error))
+
+
+def _has_identity(entry: object) -> bool:
+    """OneSaas's ``""`` entry (an order without addresses) and the like cannot be stored or rejected."""
+    return isinstance(entry, dict) and bool(_identifier(entry.get("Id")) or _identifier(entry.get("OrderNumber")))
+
+
+def _identifier(value: object) -> str | None:
+    """An Id-like value as text, or None when blank or structured (for skip and reject only)."""
+    return None if _blank(value) or isinstance(value, (dict, list)) else str(value)
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _item(line: _Fields, line_no: int) -> Item:
+    """A deleted product's line carries only an error code and message; it is kept, not rejected."""
+    if "ErrorCode" in line.data:
+        return Item(line_no, None, line.text("Message"), None, None, None, None, None, None, None,
+                    error_code=line.text("ErrorCode"))
+    quantity = line.decimal("Quantity")
+    discount = line.decimal("Discount")  # per unit, present only when > 0
+    taxes = line.child("Taxes")  # present only when tax > 0
+    return Item(
+        line_no=line_no, sku=line.text("ProductCode"), name=line.text("ProductName"),
+        product_id=line.text("ProductId"), quantity=quantity,
+        unit_price_ex_tax=line.decimal("UnitPriceExTax"), price_incl_tax=line.decimal("Price"),
+        tax_rate=taxes.decimal("TaxRate") if taxes else ZERO,
+        tax_amount=taxes.decimal("TaxAmount") if taxes else ZERO,
+        tax_code=(taxes.text("TaxCode") or taxes.text("TaxName")) if taxes else None,
+        discount_amount=ZERO if discount is None else (None if quantity is None else discount * quantity),
+        line_total_incl_tax=line.decimal("LineTotalIncTax"),
+    )
+
+
+def _shipping(order: _Fields) -> _Shipping:
+    """OneSaas gives shipping including tax; the contract's ``shipping_amount`` excludes it."""
+    shipping = order.child("Shipping")
+    if shipping is None:
+        return _Shipping()
+    taxes = shipping.child("Taxes")
+    tax = (taxes.decimal("TaxAmount") if taxes else None) or ZERO
+    incl_tax = shipping.decimal("Amount")
+    return _Shipping(shipping.text("ShippingMethod"), None if incl_tax is None else incl_tax - tax, tax, incl_tax)
+
+
+def _totals(items: list[Item], shipping_tax: Decimal | None) -> tuple[Decimal | None, Decimal]:
+    """(subtotal excluding tax, tax of lines and shipping); no priced line means no subtotal."""
+    priced = [item for item in items if item.line_total_incl_tax is not None]
+    subtotal = sum((i.line_total_incl_tax - (i.tax_amount or ZERO) for i in priced), ZERO) if priced else None
+    tax = sum((item.tax_amount for item in items if item.tax_amount is not None), ZERO) + (shipping_tax or ZERO)
+    return subtotal, tax
+
+
+def _payment(order: _Fields) -> tuple[str | None, Decimal | None]:
+    payments = order.child("Payments")
+    method = payments.child("PaymentMethod") if payments else None
+    if method is None:
+        return None, None
+    return method.text("MethodName"), method.decimal("Amount")
+
+
+def _replaces(order: _Fields) -> tuple[str | None, str | None]:
+    """An edited order names its parent in the key itself: ``ReplaceOrderNumber Id="<entity id>"``."""
+    for key in order.data:
+        match = _REPLACES_KEY.fullmatch(key)
+        if match:
+            return match[1] or None, order.text(key) or None
+    return None, order.text("ReplaceOrderNumber") or None
+
+
+def _customer_name(contact: _Fields) -> str | None:
+    name = " ".join(part.strip() for part in (contact.text("FirstName"), contact.text("LastName")) if part)
+    return name.strip() or (contact.text("OrganizationName") or "").strip() or None
+
+
+def _addresses(order: _Fields, contact: _Fields) -> list[Address]:
+    """Billing then shipping, each only when present; a virtual order has no shipping address.
+
+    The extension nests them in ``Contact``; builds that also (or only) emit them at the top level
+    are read from there."""
+    book = contact.child("Addresses") or order.child("Addresses")
+    kinds: tuple[tuple[str, AddressType], ...] = (("BillingAddress", "billing"), ("ShippingAddress", "shipping"))
+    found = [(book.child(key), kind) for key, kind in kinds] if book else []
+    return [
+        Address(kind, email=contact.text("Email") if kind == "billing" else None,
+                **{attr: fields.text(key) for attr, key in _ADDRESS_KEYS.items()})
+        for fields, kind in found
+        if fields is not None
+    ]
+
+
+def _credit(credit: _Fields) -> Credit:
+    """A credit memo row: its amounts are named like the record's fields."""
+    return Credit(
+        external_id=_required_text(credit, "entity_id"),
+        credit_number=credit.text("increment_id"),
+        state=credit.text("state"),
+        credit_date=credit.time("created_at"),
+        raw_json=canonical_json(credit.data),
+        source_updated_at=credit.time("updated_at"),
+        **{amount: credit.decimal(amount) for amount in _CREDIT_AMOUNTS},
+    )
+
+
+def _required_text(fields: _Fields, key: str) -> str:
+    value = fields.text(key)
+    if value is None or not value.strip():
+        raise MappingError(f"{fields.name(key)}: missing or empty")
+    return value

@@ -106,7 +106,7 @@ def render(entry: dict[str, Any], configured: bool) -> str:
         lines.append(f"  last run   {run['sync_type']} {run['status']}, {run['started_at']:%Y-%m-%d %H:%M:%S}{end} UTC{took}")
         lines.append(
             f"             {run['orders_added']} added, {run['orders_updated']} updated, {run['orders_unchanged']} unchanged, "
-            f"{run['orders_rejected']} rejected, {run['orders_skipped']} skipped, {run['pages']} pages"
+            f"{run['orders_rejected']} rejected, {run['orders_skipped']} skipped, {run['pages']} page{'' if run['pages'] == 1 else 's'}"
         )
         if run["error_message"]:
             lines.append(f"  error      {run['error_message']}")

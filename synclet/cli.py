@@ -259,14 +259,14 @@ class _locks:
 
 
 @main.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--orders", type=click.IntRange(min=0), default=500, show_default=True, help="How many orders to generate.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same orders.")
 def sandbox(port: int, orders: int, seed: int) -> None:
     """Serve a local fake store (the OneSaas endpoint) with generated orders until stopped."""
     from synclet.sandbox.server import serve_forever
 
-    serve_forever(port=port, orders=orders, seed=seed)
+    serve_forever(port=port, orders=orders, seed=seed, echo=click.echo)
 
 
 @main.command()

@@ -157,6 +157,16 @@ class Store:
             self.version += 1
             return ids
 
+    def override(self, entity_id: int, fields: dict[str, Any]) -> None:
+        """Serve ``fields`` verbatim in the order's payload (``None`` values remove a key's override):
+        how tests make an order the API returns but a client cannot map."""
+        with self.lock:
+            overrides = self.by_id[entity_id].overrides
+            overrides.update(fields)
+            for key in [k for k, v in fields.items() if v is None]:
+                del overrides[key]
+            self.version += 1
+
     def _mutate(self, order: Order, at: datetime) -> None:
         self._revision += 1
         visible = [line for line in order.lines if not line.deleted_product]

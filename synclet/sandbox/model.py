@@ -254,6 +254,8 @@ class Order:
     invoices: list[Invoice] = field(default_factory=list)
     edited_from: EditedFrom | None = None
     last_transaction_id: str | None = None
+    # Raw API fields served in place of the rendered ones: a store's bug or hostile data, for tests.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_identity(self) -> bool:

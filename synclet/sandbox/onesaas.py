@@ -195,6 +195,7 @@ def render_order(order: Order) -> dict[str, Any] | str:
         "Credits": [render_credit(memo, order) for memo in order.credit_memos],
         "CustomFields": custom,
     })
+    body.update(order.overrides)
     return body
 
 

@@ -11,9 +11,10 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, Table, delete, literal_column, select
+from sqlalchemy import DateTime, Numeric, String, Table, delete, literal_column, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -50,7 +51,22 @@ def _string_limits(table: Table) -> dict[str, int]:
     return {c.name: c.type.length for c in table.columns if isinstance(c.type, String) and c.type.length}
 
 
+def _number_limits(table: Table) -> dict[str, Decimal]:
+    return {
+        c.name: Decimal(10) ** (c.type.precision - (c.type.scale or 0))
+        for c in table.columns
+        if isinstance(c.type, Numeric) and c.type.precision
+    }
+
+
+def _datetime_columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if isinstance(c.type, DateTime))
+
+
 _LIMITS = {t.name: _string_limits(t) for t in (ORDERS, ITEMS, ADDRESSES, CREDITS, REJECTS)}
+_NUMBER_LIMITS = {t.name: _number_limits(t) for t in (ORDERS, ITEMS, CREDITS)}
+_DATETIMES = {t.name: _datetime_columns(t) for t in (ORDERS, CREDITS)}
+OLDEST_YEAR, NEWEST_YEAR = 1000, 9999  # what a MariaDB DATETIME holds
 _ORDER_FIELDS = _columns(ORDERS, skip=("id", "first_synced_at", "last_synced_at"))
 _ITEM_FIELDS = _columns(ITEMS, skip=("id", "order_id"))
 _ADDRESS_FIELDS = _columns(ADDRESSES, skip=("id", "order_id"))
@@ -65,6 +81,24 @@ def _fit(table: Table, row: dict[str, Any], label: str) -> dict[str, Any]:
             log.warning("%s: %s.%s is %d characters; stored the first %d", label, table.name, name, len(value), limit)
             row[name] = value[:limit]
     return row
+
+
+def unstorable(order: Order) -> str | None:
+    """Why ``order`` cannot be stored faithfully (an amount or date beyond what its column holds),
+    or None. Such an order is rejected whole rather than stored altered or failing its page."""
+    parts: list[tuple[Table, object, str]] = [(ORDERS, order, "")]
+    parts += [(ITEMS, item, f"line {item.line_no} ") for item in order.items]
+    parts += [(CREDITS, credit, f"credit {credit.external_id} ") for credit in order.credits]
+    for table, record, where in parts:
+        for name, limit in _NUMBER_LIMITS[table.name].items():
+            value = getattr(record, name)
+            if value is not None and not (value.is_finite() and abs(value) < limit):
+                return f"{where}{name}: {value} is beyond what the database stores (|x| < {limit:,})"
+        for name in _DATETIMES.get(table.name, ()):
+            value = getattr(record, name, None)
+            if value is not None and not OLDEST_YEAR <= value.year <= NEWEST_YEAR:
+                return f"{where}{name}: {value.date().isoformat()} is outside the years {OLDEST_YEAR}-{NEWEST_YEAR}"
+    return None
 
 
 def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:

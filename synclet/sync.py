@@ -22,7 +22,7 @@ from synclet.config import Settings
 from synclet.errors import EXIT_FAILED, EXIT_OK, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
-from synclet.records import Page
+from synclet.records import Page, Rejected
 from synclet.sources import Source, Window
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def _locked_run(engine: Engine, source: Source, settings: Settings, options: Syn
     result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "running", cursor=run_plan.cursor)
     log.info("Starting %s sync of %s: %s", run_plan.sync_type, source.name, _describe(run_plan.window))
     try:
-        for page in source.pages(run_plan.window):
+        for page in map(screen, source.pages(run_plan.window)):
             _commit_page(engine, source.name, page, history_id, result)
             if progress is not None:
                 progress.page(source.name, page, result.counts)
@@ -138,6 +138,19 @@ def _locked_run(engine: Engine, source: Source, settings: Settings, options: Syn
         result.error = f"{result.counts.orders_rejected} order(s) rejected: see `python synclet.py status`"
     _close(engine, history_id, result)
     return result
+
+
+def screen(page: Page) -> Page:
+    """Move orders the database cannot hold faithfully into the page's rejects."""
+    kept = []
+    for order in page.orders:
+        problem = store.unstorable(order)
+        if problem is None:
+            kept.append(order)
+        else:
+            page.rejected.append(Rejected(order.source, order.external_id, order.order_number, order.raw_json, problem))
+    page.orders = kept
+    return page
 
 
 def _commit_page(engine: Engine, source: str, page: Page, history_id: int, result: RunResult) -> None:
@@ -217,7 +230,7 @@ def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOp
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
-        for page in source.pages(run_plan.window):
+        for page in map(screen, source.pages(run_plan.window)):
             ids = [o.external_id for o in page.orders]
             stored = store.stored_hashes(stored_conn, source.name, ids) if stored_conn is not None else {}
             outcome = store.classify(page.orders, stored)

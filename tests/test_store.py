@@ -114,3 +114,16 @@ def test_clear_one_source_keeps_the_others(database_url: str) -> None:
         deleted = store.clear(conn, "magento")
         assert deleted["orders"] == 2
         assert counts(conn) == (1, 2, 2, 1)
+
+
+def test_amounts_and_dates_the_database_cannot_hold_are_named() -> None:
+    assert store.unstorable(make_order("1")) is None
+    huge = dataclasses.replace(make_order("1"), grand_total=Decimal("1e15"))
+    assert store.unstorable(huge) == "grand_total: 1E+15 is beyond what the database stores (|x| < 100,000,000,000,000)"
+    line = make_order("1")
+    line.items[1].quantity = Decimal("-1e20")
+    assert (store.unstorable(line) or "").startswith("line 2 quantity:")
+    ancient = dataclasses.replace(make_order("1"), order_date=datetime(1, 1, 1))
+    assert store.unstorable(ancient) == "order_date: 0001-01-01 is outside the years 1000-9999"
+    nan = dataclasses.replace(make_order("1"), subtotal=Decimal("NaN"))
+    assert (store.unstorable(nan) or "").startswith("subtotal: NaN")

@@ -256,3 +256,11 @@ def test_rejected_orders_are_kept_counted_and_exit_1(database_url: str, shop: Sa
     with db.connect(database_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(REJECTS)).scalar() == 0
     assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_an_absurd_amount_is_rejected_not_a_failed_page(database_url: str, shop: Sandbox) -> None:
+    shop.store.override(9, {"Total": "123456789012345678901234.50", "Date": "0999-12-31 23:59:59"})
+    result = run_cli("sync", env=settings_for(shop, database_url))
+    assert result.exit_code == 1
+    run = last_history(database_url)
+    assert (run["status"], run["orders_rejected"], run["orders_added"]) == ("success", 1, identity_count(shop) - 1)

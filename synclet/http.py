@@ -105,7 +105,8 @@ class HttpClient:
         try:
             return retrying(self._send, method, url, **kwargs)
         except _Transient as error:
-            raise RemoteError(self.mask(str(error))) from None
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise RemoteError(self.mask(f"{error} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")) from None
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         where = self.describe(url)

@@ -21,6 +21,13 @@ class MaskSecrets(logging.Filter):
         return True
 
 
+class NotForConsole(logging.Filter):
+    """Drops records marked ``extra={"console": False}``: lines the CLI already prints itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "console", True)
+
+
 def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int = 0, console: bool = True) -> None:
     """Route ``synclet`` loggers to the log file (INFO) and stderr (WARNING, or more with -v)."""
     logger = logging.getLogger("synclet")
@@ -43,4 +50,5 @@ def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int =
         stream.setLevel(logging.WARNING if verbosity == 0 else logging.DEBUG)
         stream.setFormatter(formatter)
         stream.addFilter(masker)
+        stream.addFilter(NotForConsole())
         logger.addHandler(stream)

@@ -198,7 +198,8 @@ def _close(engine: Engine, history_id: int, result: RunResult) -> None:
     if result.status == "success" and counts.orders_added + counts.orders_updated == 0:
         log.info("[INFO] No new orders to add in local system: %s", result.source)
     level = logging.INFO if result.status == "success" and not result.error else logging.ERROR
-    log.log(level, "Finished %s sync of %s: %s", result.sync_type, result.source, summary(result))
+    # The CLI prints the same summary itself; keep the console to one line per run.
+    log.log(level, "Finished %s sync of %s: %s", result.sync_type, result.source, summary(result), extra={"console": False})
     try:
         with engine.begin() as conn:
             history.finish_run(conn, history_id, result.status, utc_now(), result.error)

@@ -5,6 +5,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from tqdm import tqdm
+
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"  # asctime: YYYY-MM-DD HH:MM:SS,mmm
 
 
@@ -28,6 +30,16 @@ class NotForConsole(logging.Filter):
         return getattr(record, "console", True)
 
 
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr through ``tqdm.write``, so a line never tears the progress bar on a terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise; handleError reports it
+            self.handleError(record)
+
+
 def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int = 0, console: bool = True) -> None:
     """Route ``synclet`` loggers to the log file (INFO) and stderr (WARNING, or more with -v)."""
     logger = logging.getLogger("synclet")
@@ -46,7 +58,7 @@ def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int =
         file_handler.addFilter(masker)
         logger.addHandler(file_handler)
     if console:
-        stream = logging.StreamHandler()
+        stream = ConsoleHandler()
         stream.setLevel(logging.WARNING if verbosity == 0 else logging.DEBUG)
         stream.setFormatter(formatter)
         stream.addFilter(masker)

@@ -188,7 +188,10 @@ def _log_page(source: str, page: Page, outcome: store.PageOutcome) -> None:
     for order in outcome.updated:
         log.info("[*] Replacing order in local system: %s %s", source, order.order_number or order.external_id)
     if page.skipped:
-        log.warning("Skipped %d entr%s with no identity on page %d of %s", page.skipped, "y" if page.skipped == 1 else "ies", page.number, source)
+        log.warning(
+            "Skipped %d entr%s with no identity on page %d of %s", page.skipped, "y" if page.skipped == 1 else "ies",
+            page.number, source, extra={"console": False},  # counted in the summary line
+        )
     for rejected in page.rejected:
         log.error("Rejected order %s %s: %s", source, rejected.order_number or rejected.external_id or "(no id)", rejected.error)
 

@@ -271,7 +271,7 @@ def sandbox(port: int, orders: int, seed: int) -> None:
 
 @main.command()
 @click.option("--orders", type=click.IntRange(min=1), default=500, show_default=True, help="How many orders the sandbox makes.")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same orders.")
 @click.option("--database-url", default="sqlite:///synclet.db", show_default=True, help="Where to sync (the embedded SQLite file by default).")
 @click.pass_obj
 @handles_errors

@@ -1,0 +1,50 @@
+"""The command line as a user meets it: help for every command, the entry points, the demo."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from synclet.cli import main
+
+from conftest import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
+def test_every_command_has_help(name: str) -> None:
+    command = main.commands[name]
+    assert command.help and len(command.help.strip()) > 20
+    for parameter in command.params:
+        if isinstance(parameter, click.Option):
+            assert parameter.help, f"{name} {parameter.opts} has no help text"
+    result = run_cli(name, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def run_python(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGENTO", "DATABASE_URL", "DB_", "VALERDAT", "BIGBLOCK"))}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_python_m_synclet_and_the_script_agree(tmp_path: Path) -> None:
+    as_module = run_python("-m", "synclet", "--version", cwd=ROOT)
+    as_script = run_python(str(ROOT / "synclet.py"), "--version", cwd=tmp_path)
+    assert as_module.returncode == as_script.returncode == 0
+    assert as_module.stdout.strip() == as_script.stdout.strip() and "synclet" in as_module.stdout
+
+
+def test_demo_runs_on_a_fresh_directory_and_again(tmp_path: Path) -> None:
+    first = run_python(str(ROOT / "synclet.py"), "demo", "--orders", "120", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "initial sync success" in first.stdout and "stored" in first.stdout
+    assert (tmp_path / "synclet.db").exists() and (tmp_path / "synclet.log").exists()
+    second = run_python(str(ROOT / "synclet.py"), "demo", "--orders", "120", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "incremental sync success, 0 added, 0 updated" in second.stdout
+    assert first.stderr == second.stderr == ""

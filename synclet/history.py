@@ -78,13 +78,15 @@ def close_interrupted(conn: Connection, source: str, now: datetime) -> int:
     return result.rowcount or 0
 
 
-def last_success(conn: Connection, source: str) -> LastRun | None:
-    row = conn.execute(
-        select(HISTORY.c.cursor, HISTORY.c.started_at, HISTORY.c.finished_at)
-        .where(HISTORY.c.source == source, HISTORY.c.status == "success")
-        .order_by(HISTORY.c.id.desc())
-        .limit(1)
+def _latest(conn: Connection, source: str, status: str, *columns: Any) -> Any:
+    """The newest row of ``source`` in ``status``, with ``columns``, or None."""
+    return conn.execute(
+        select(*columns).where(HISTORY.c.source == source, HISTORY.c.status == status).order_by(HISTORY.c.id.desc()).limit(1)
     ).first()
+
+
+def last_success(conn: Connection, source: str) -> LastRun | None:
+    row = _latest(conn, source, "success", HISTORY.c.cursor, HISTORY.c.started_at, HISTORY.c.finished_at)
     return LastRun(row.cursor, row.started_at, row.finished_at) if row else None
 
 
@@ -103,10 +105,5 @@ def initial_scope(conn: Connection, source: str) -> datetime | None:
 
 
 def running_row(conn: Connection, source: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(HISTORY.c.host, HISTORY.c.pid, HISTORY.c.started_at)
-        .where(HISTORY.c.source == source, HISTORY.c.status == "running")
-        .order_by(HISTORY.c.id.desc())
-        .limit(1)
-    ).first()
+    row = _latest(conn, source, "running", HISTORY.c.host, HISTORY.c.pid, HISTORY.c.started_at)
     return dict(row._mapping) if row else None

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.engine import Connection, Engine
 
 from synclet.errors import LockHeld
+from synclet import history
 from synclet.history import HISTORY
 from synclet.locks import SourceLock
 from synclet.store import ORDERS, REJECTS
@@ -30,12 +31,8 @@ def _one(engine: Engine, conn: Connection, source: str, now: datetime) -> dict[s
     last = conn.execute(
         select(HISTORY).where(HISTORY.c.source == source).order_by(HISTORY.c.id.desc()).limit(1)
     ).mappings().first()
-    cursor = conn.execute(
-        select(HISTORY.c.cursor)
-        .where(HISTORY.c.source == source, HISTORY.c.status == "success")
-        .order_by(HISTORY.c.id.desc())
-        .limit(1)
-    ).scalar()
+    success = history.last_success(conn, source)
+    cursor = success.cursor if success else None
     stored = conn.execute(select(func.count()).select_from(ORDERS).where(ORDERS.c.source == source)).scalar() or 0
     rejected = conn.execute(
         select(REJECTS.c.reject_key, REJECTS.c.order_number, REJECTS.c.error_message, REJECTS.c.last_seen_at)

@@ -5,6 +5,7 @@ setting, so a typo in a crontab's environment fails loudly instead of syncing th
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -162,8 +163,8 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from None
-        if not value > 0:
-            raise ConfigError(f"{name}: must be more than 0 seconds")
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{name}: must be a number of seconds more than 0")
         return value
 
     def http_url(self, name: str) -> str | None:

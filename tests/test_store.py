@@ -127,3 +127,15 @@ def test_amounts_and_dates_the_database_cannot_hold_are_named() -> None:
     assert store.unstorable(ancient) == "order_date: 0001-01-01 is outside the years 1000-9999"
     nan = dataclasses.replace(make_order("1"), subtotal=Decimal("NaN"))
     assert (store.unstorable(nan) or "").startswith("subtotal: NaN")
+
+
+def test_the_migrations_build_exactly_the_models(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from synclet.models import Base
+
+    engine = db.connect(database_url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []

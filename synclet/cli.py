@@ -5,6 +5,7 @@ nowhere else.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -57,6 +58,11 @@ def handles_errors(command: F) -> F:
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a question (not cron, not a pipe)."""
+    return sys.stdin.isatty()
 
 
 def parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -222,7 +228,7 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
     settings = obj.settings
     what = f"the orders, rejects and sync history of {source}" if source else "ALL synced orders, rejects and sync history"
     if not yes:
-        if not sys.stdin.isatty():
+        if not stdin_is_terminal():
             click.echo("Error: refusing to clear without confirmation: run on a terminal or add --yes", err=True)
             sys.exit(EXIT_FAILED)
         if not click.confirm(f"Delete {what} in {settings.masked_database_url()}?"):
@@ -230,32 +236,17 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
             sys.exit(EXIT_FAILED)
     engine = db.connect(settings.database_url)
     db.ensure_schema(engine)
-    with engine.connect() as conn:
-        held = [source] if source else report.known_sources(conn)
-    with _locks(engine, held):
-        with engine.begin() as conn:
+    with engine.connect() as conn, contextlib.ExitStack() as locks:
+        with conn.begin():
+            names = [source] if source else report.known_sources(conn)
+        for name in names:
+            locks.enter_context(SourceLock(conn, name))  # nothing is cleared under a running sync
+        with conn.begin():
             counts = store.clear(conn, source)
     click.echo(
         f"Deleted {counts['orders']} orders, {counts['rejected_orders']} rejected orders and "
         f"{counts['sync_history']} history rows{f' of {source}' if source else ''}."
     )
-
-
-class _locks:
-    """Hold the sync locks of several sources, so nothing is cleared under a running sync."""
-
-    def __init__(self, engine: Any, sources: list[str]) -> None:
-        self.held = [SourceLock(engine, name, purpose="sync") for name in sources]
-        self.entered: list[SourceLock] = []
-
-    def __enter__(self) -> None:
-        for lock in self.held:
-            lock.__enter__()
-            self.entered.append(lock)
-
-    def __exit__(self, *exc: Any) -> None:
-        for lock in reversed(self.entered):
-            lock.__exit__(None, None, None)
 
 
 @main.command()

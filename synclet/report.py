@@ -67,7 +67,7 @@ def _one(engine: Engine, conn: Connection, source: str, now: datetime) -> dict[s
 def _is_alive(engine: Engine, source: str) -> bool:
     """A ``running`` row is alive only while someone holds the source's lock."""
     try:
-        with SourceLock(engine, source):
+        with engine.connect() as conn, SourceLock(conn, source):
             return False
     except LockHeld:
         return True

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, String, Table, delete, literal_column, select
+from sqlalchemy import DateTime, Numeric, String, Table, delete, func, literal_column, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -106,17 +106,20 @@ def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[An
         yield values[start : start + size]
 
 
+def _stored(conn: Connection, source: str, external_ids: Sequence[str], *columns: Any) -> dict[str, Any]:
+    """external_id -> the row of ``columns`` of each stored order of ``source`` among ``external_ids``."""
+    found: dict[str, Any] = {}
+    for chunk in _chunks(list(external_ids)):
+        rows = conn.execute(
+            select(ORDERS.c.external_id, *columns).where(ORDERS.c.source == source, ORDERS.c.external_id.in_(chunk))
+        )
+        found.update((row[0], row[1:]) for row in rows)
+    return found
+
+
 def stored_hashes(conn: Connection, source: str, external_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
     """external_id -> (id, content_hash) of the orders of ``source`` already stored."""
-    found: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(external_ids):
-        rows = conn.execute(
-            select(ORDERS.c.external_id, ORDERS.c.id, ORDERS.c.content_hash).where(
-                ORDERS.c.source == source, ORDERS.c.external_id.in_(chunk)
-            )
-        )
-        found.update((external_id, (order_id, digest)) for external_id, order_id, digest in rows)
-    return found
+    return _stored(conn, source, external_ids, ORDERS.c.id, ORDERS.c.content_hash)
 
 
 def classify(orders: Sequence[Order], stored: dict[str, tuple[int, str]]) -> PageOutcome:
@@ -238,6 +241,21 @@ def save_rejects(conn: Connection, rejected: Sequence[Rejected], history_id: int
     ]
     refresh = ("raw_json", "error_message", "last_seen_at", "sync_history_id")
     upsert(conn, REJECTS, rows, ("source", "reject_key"), refresh, bump=("times_seen",))
+
+
+def pending_rejects(conn: Connection, source: str) -> list[tuple[str, str]]:
+    """(reject_key, raw_json) of every payload of ``source`` still waiting to map."""
+    rows = conn.execute(select(REJECTS.c.reject_key, REJECTS.c.raw_json).where(REJECTS.c.source == source))
+    return [(key, raw) for key, raw in rows]
+
+
+def count_rejects(conn: Connection, source: str) -> int:
+    return conn.execute(select(func.count()).select_from(REJECTS).where(REJECTS.c.source == source)).scalar() or 0
+
+
+def stored_updated_at(conn: Connection, source: str, external_ids: Sequence[str]) -> dict[str, datetime]:
+    """external_id -> source_updated_at of the stored orders among ``external_ids``."""
+    return {key: row[0] for key, row in _stored(conn, source, external_ids, ORDERS.c.source_updated_at).items()}
 
 
 def forget_rejects(conn: Connection, source: str, external_ids: Sequence[str]) -> None:

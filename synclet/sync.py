@@ -7,11 +7,14 @@ reported, never the local clock.
 """
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -19,10 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import db, history, store
 from synclet.config import Settings
-from synclet.errors import EXIT_FAILED, EXIT_OK, SyncletError
+from synclet.errors import EXIT_FAILED, EXIT_OK, MappingError, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
-from synclet.records import Page, Rejected
+from synclet.records import Order, Page, Rejected
 from synclet.sources import Source, Window
 
 log = logging.getLogger(__name__)
@@ -50,15 +53,17 @@ class RunResult:
     source: str
     sync_type: str
     window_start: datetime
-    status: str  # success | failed | dry-run
+    status: str  # running | success | failed | stopped | dry-run
     counts: RunCounts = field(default_factory=RunCounts)
     cursor: datetime | None = None
     seconds: float = 0.0
     error: str | None = None
+    rejects_pending: int = 0  # rejected payloads of this source still waiting to map
 
     @property
     def exit_code(self) -> int:
-        ok = self.status in ("success", "dry-run") and self.counts.orders_rejected == 0
+        """1 until every order is stored: a failed or stopped run, or rejects still pending."""
+        ok = self.status in ("success", "dry-run") and not self.rejects_pending and not self.counts.orders_rejected
         return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -100,18 +105,32 @@ def sync_source(
     options: SyncOptions,
     progress: Progress | None = None,
     report: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
 ) -> RunResult:
-    """Run one sync of ``source``; failures are recorded in the history and returned, not raised."""
+    """Run one sync of ``source``; failures are recorded in the history and returned, not raised.
+
+    ``stop``, when set (by a signal handler), ends the run after the page in flight is committed.
+    """
     if options.dry_run:
         return _dry_run(engine, source, settings, options, report)
     db.ensure_schema(engine)
-    with SourceLock(engine, source.name):
-        return _locked_run(engine, source, settings, options, progress)
+    with engine.connect() as conn, SourceLock(conn, source.name):
+        return _locked_run(engine, conn, source, settings, options, progress, stop or threading.Event())
 
 
-def _locked_run(engine: Engine, source: Source, settings: Settings, options: SyncOptions, progress: Progress | None) -> RunResult:
+def _locked_run(
+    engine: Engine,
+    conn: Connection,
+    source: Source,
+    settings: Settings,
+    options: SyncOptions,
+    progress: Progress | None,
+    stop: threading.Event,
+) -> RunResult:
+    """Every write goes through ``conn``, the connection holding the lock: if the server drops it,
+    the lock goes with it and so does this run, which cannot write another row."""
     started = time.monotonic()
-    with engine.begin() as conn:
+    with conn.begin():
         now = utc_now()
         if history.close_interrupted(conn, source.name, now):
             log.warning("Closed an interrupted earlier run of %s", source.name)
@@ -120,24 +139,53 @@ def _locked_run(engine: Engine, source: Source, settings: Settings, options: Syn
     result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "running", cursor=run_plan.cursor)
     log.info("Starting %s sync of %s: %s", run_plan.sync_type, source.name, _describe(run_plan.window))
     try:
+        _retry_rejects(conn, source, history_id, result)
         for page in map(screen, source.pages(run_plan.window)):
-            _commit_page(engine, source.name, page, history_id, result)
+            _commit_page(conn, source.name, page, history_id, result)
             if progress is not None:
                 progress.page(source.name, page, result.counts)
+            if stop.is_set():
+                result.status = "stopped"
+                result.error = f"stopped on request after page {page.number}; the next run reads the rest"
+                break
+        else:
+            result.status = "success"
     except BaseException as error:  # recorded, then re-raised when it is not ours to handle
         result.status = "failed"
         result.error = settings.mask(_one_line(error))
-        result.seconds = time.monotonic() - started
-        _close(engine, history_id, result)
+        _close(engine, conn, history_id, result, started)
         if not isinstance(error, (SyncletError, SQLAlchemyError)):
             raise
         return result
-    result.status = "success"
-    result.seconds = time.monotonic() - started
-    if result.counts.orders_rejected:
-        result.error = f"{result.counts.orders_rejected} order(s) rejected: see `python synclet.py status`"
-    _close(engine, history_id, result)
+    _close(engine, conn, history_id, result, started)
     return result
+
+
+def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult) -> None:
+    """Map the payloads rejected by earlier runs again: a fixed mapping or a fixed source stores
+    them now; a stored newer version of the same order supersedes them."""
+    recovered: list[Order] = []
+    keys: list[str] = []
+    with conn.begin():
+        for key, raw_json in store.pending_rejects(conn, source.name):
+            try:
+                order = source.parse(json.loads(raw_json, parse_float=Decimal))
+            except (MappingError, ValueError):
+                continue
+            if store.unstorable(order) is None:
+                recovered.append(order)
+                keys.append(key)
+        if not recovered:
+            return
+        newer = store.stored_updated_at(conn, source.name, [o.external_id for o in recovered])
+        fresh = [o for o in recovered if o.external_id not in newer or newer[o.external_id] < o.source_updated_at]
+        outcome = store.save_page(conn, source.name, fresh, utc_now())
+        store.forget_rejects(conn, source.name, keys)
+        result.counts.orders_added += len(outcome.added)
+        result.counts.orders_updated += len(outcome.updated)
+        history.record_progress(conn, history_id, result.counts, result.cursor)
+    log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
+    _log_orders(source.name, outcome)
 
 
 def screen(page: Page) -> Page:
@@ -153,11 +201,10 @@ def screen(page: Page) -> Page:
     return page
 
 
-def _commit_page(engine: Engine, source: str, page: Page, history_id: int, result: RunResult) -> None:
+def _commit_page(conn: Connection, source: str, page: Page, history_id: int, result: RunResult) -> None:
     """One transaction: orders, children, rejects and the run's progress together."""
-    counts = result.counts
     now = utc_now()
-    with engine.begin() as conn:
+    with conn.begin():
         outcome = store.save_page(conn, source, page.orders, now)
         if page.orders:
             store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
@@ -165,10 +212,11 @@ def _commit_page(engine: Engine, source: str, page: Page, history_id: int, resul
             store.save_rejects(conn, page.rejected, history_id, now)
         newest = max((o.source_updated_at for o in page.orders), default=None)
         cursor = max(filter(None, (result.cursor, newest)), default=None)
-        pending = _advance(counts, page, outcome)
+        pending = _advance(result.counts, page, outcome)
         history.record_progress(conn, history_id, pending, cursor)
     result.counts, result.cursor = pending, cursor
-    _log_page(source, page, outcome)
+    _log_orders(source, outcome)
+    _log_page(source, page)
 
 
 def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCounts:
@@ -182,11 +230,14 @@ def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCo
     )
 
 
-def _log_page(source: str, page: Page, outcome: store.PageOutcome) -> None:
+def _log_orders(source: str, outcome: store.PageOutcome) -> None:
     for order in outcome.added:
         log.info("[+] Adding new order to local system: %s %s", source, order.order_number or order.external_id)
     for order in outcome.updated:
         log.info("[*] Replacing order in local system: %s %s", source, order.order_number or order.external_id)
+
+
+def _log_page(source: str, page: Page) -> None:
     if page.skipped:
         log.warning(
             "Skipped %d entr%s with no identity on page %d of %s", page.skipped, "y" if page.skipped == 1 else "ies",
@@ -196,16 +247,30 @@ def _log_page(source: str, page: Page, outcome: store.PageOutcome) -> None:
         log.error("Rejected order %s %s: %s", source, rejected.order_number or rejected.external_id or "(no id)", rejected.error)
 
 
-def _close(engine: Engine, history_id: int, result: RunResult) -> None:
+def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult, started: float) -> None:
+    """Finish the history row: through the run's connection, or a fresh one if that one is gone."""
+    result.seconds = time.monotonic() - started
+    if result.status == "success":
+        with conn.begin():
+            result.rejects_pending = store.count_rejects(conn, result.source)
+    if result.rejects_pending:
+        result.error = f"{result.rejects_pending} order(s) rejected: see `python synclet.py status`"
     counts = result.counts
     if result.status == "success" and counts.orders_added + counts.orders_updated == 0:
         log.info("[INFO] No new orders to add in local system: %s", result.source)
-    level = logging.INFO if result.status == "success" and not result.error else logging.ERROR
+    level = logging.INFO if result.exit_code == EXIT_OK else logging.ERROR
     # The CLI prints the same summary itself; keep the console to one line per run.
     log.log(level, "Finished %s sync of %s: %s", result.sync_type, result.source, summary(result), extra={"console": False})
+    status = "success" if result.status == "success" else "failed"
     try:
-        with engine.begin() as conn:
-            history.finish_run(conn, history_id, result.status, utc_now(), result.error)
+        with conn.begin():
+            history.finish_run(conn, history_id, status, utc_now(), result.error)
+        return
+    except SQLAlchemyError:
+        pass
+    try:
+        with engine.begin() as fresh:
+            history.finish_run(fresh, history_id, status, utc_now(), result.error)
     except SQLAlchemyError as error:
         # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
         log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))

@@ -157,7 +157,7 @@ def test_a_second_sync_of_the_same_source_exits_75(database_url: str, shop: Sand
     env = settings_for(shop, database_url)
     engine = db.connect(database_url)
     db.ensure_schema(engine)
-    with SourceLock(engine, "magento"):
+    with engine.connect() as conn, SourceLock(conn, "magento"):
         result = run_cli("sync", env=env)
     assert result.exit_code == 75
     assert "another sync of magento is running" in result.output
@@ -249,6 +249,8 @@ def test_rejected_orders_are_kept_counted_and_exit_1(database_url: str, shop: Sa
     assert stored == identity_count(shop) - 1
     status = run_cli("status", env=settings_for(shop, database_url)).output
     assert "rejected   1" in status and "Total" in status
+    again = run_cli("sync", env=settings_for(shop, database_url))  # nothing new, but the reject waits
+    assert again.exit_code == 1 and "1 order(s) rejected" in again.output
     # The store fixes the order: the next run maps it and forgets the reject.
     shop.store.override(7, {"Total": None})
     shop.update(ids=[7], updated_at=NOW + timedelta(seconds=1))
@@ -264,3 +266,41 @@ def test_an_absurd_amount_is_rejected_not_a_failed_page(database_url: str, shop:
     assert result.exit_code == 1
     run = last_history(database_url)
     assert (run["status"], run["orders_rejected"], run["orders_added"]) == ("success", 1, identity_count(shop) - 1)
+
+
+def test_clear_everything_on_a_terminal_after_confirming(database_url: str, shop: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = settings_for(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 0
+    monkeypatch.setattr("synclet.cli.stdin_is_terminal", lambda: True)
+    declined = run_cli("clear", env=env, input="n\n")
+    assert declined.exit_code == 1 and "Nothing deleted" in declined.output
+    accepted = run_cli("clear", env=env, input="y\n")
+    assert accepted.exit_code == 0 and f"Deleted {identity_count(shop)} orders" in accepted.output
+
+
+def plant_reject(database_url: str, shop: Sandbox, entity_id: int, payload: dict) -> None:
+    """A reject as an earlier synclet with a mapping bug would have left it."""
+    from synclet.records import Rejected, canonical_json
+    from synclet.store import save_rejects
+
+    with db.connect(database_url).begin() as conn:
+        save_rejects(conn, [Rejected("magento", str(entity_id), None, canonical_json(payload), "an old bug")], None, NOW)  # type: ignore[arg-type]
+
+
+def test_rejects_are_retried_until_they_map_or_are_superseded(database_url: str, shop: Sandbox) -> None:
+    from synclet.sandbox.onesaas import render_order
+
+    env = settings_for(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 0
+    with db.connect(database_url).begin() as conn:
+        conn.execute(ORDERS.delete().where(ORDERS.c.external_id == "12"))
+    plant_reject(database_url, shop, 12, render_order(shop.store.get(12)))  # maps today: recovered
+    older = render_order(shop.store.get(13)) | {"LastUpdatedDate": "2000-01-01 00:00:00", "Status": "stale"}
+    plant_reject(database_url, shop, 13, older)  # the stored order 13 is newer: superseded
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 0, result.output
+    run = last_history(database_url)
+    assert (run["orders_added"], run["orders_updated"]) == (1, 0)
+    with db.connect(database_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(REJECTS)).scalar() == 0
+    assert differences(db.connect(database_url), shop.truth()) == []

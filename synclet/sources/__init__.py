@@ -5,15 +5,15 @@ touches the database. ``synclet.sync`` drives it one page at a time.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from synclet.config import Settings
 from synclet.errors import ConfigError
 from synclet.http import HttpClient
-from synclet.records import Page
+from synclet.records import Order, Page
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Source(Protocol):
 
     def pages(self, window: Window) -> Iterator[Page]:
         """Every order in ``window``, a page at a time, until the API says there are no more."""
+        ...
+
+    def parse(self, payload: Mapping[str, Any]) -> Order:
+        """Map one stored raw payload again (a rejected order's retry); raises MappingError."""
         ...
 
 

@@ -72,20 +72,23 @@ class OneSaasSource:
         params: dict[str, Any] = {"Action": "Orders", "PageSize": self.page_size, "OrderCreatedTime": created_after}
         if window.updated_after is not None:
             params["LastUpdatedTime"] = (window.updated_after - ONE_SECOND).strftime(TIME_FORMAT)
-        seen: set[str] = set()
+        previous: set[str] = set()  # only the last page: memory must not grow with the run
         for number in itertools.count():
             body = self._get({**params, "Page": number})
             if body == "":
                 return
             page = parse_page(body, number, self.name)
             ids = {o.external_id for o in page.orders} | {r.external_id for r in page.rejected if r.external_id}
-            if ids and ids <= seen:
-                log.warning("%s: page %d repeats orders already read; stopping", self.name, number)
+            if ids and ids <= previous:
+                log.warning("%s: page %d repeats the page before it; stopping", self.name, number)
                 return
-            seen |= ids
+            previous = ids
             yield page
             if len(body["Orders"]) < self.page_size:
                 return
+
+    def parse(self, payload: Mapping[str, Any]) -> Order:
+        return parse_order(payload, self.name)
 
     def _get(self, params: Mapping[str, Any]) -> Any:
         return self.http.get_json(self.base_url, params={"AccessKey": self.access_key, **params})

@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
+import signal
 import sys
-import time
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,8 @@ from synclet.sources import build_source
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_WATCH_BACKOFF_SECONDS = 600.0
+log = logging.getLogger(__name__)
 
 
 class Context:
@@ -149,28 +153,55 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     if not names:
         raise ConfigError("no source configured: set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY (see .env.example)")
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
-    if not watch:
-        sys.exit(run_sync(settings, names, options))
+    with stop_on_signals() as stop:
+        if not watch:
+            sys.exit(run_sync(settings, names, options, stop))
+        failures = 0
+        while not stop.is_set():
+            failures = failures + 1 if run_sync(settings, names, options, stop) == EXIT_FAILED else 0
+            options = SyncOptions(dry_run=dry_run)  # --force-initial and --since apply to the first cycle
+            wait = min(interval * 2**failures, MAX_WATCH_BACKOFF_SECONDS) if failures else interval
+            if failures and not stop.is_set():
+                log.warning("A sync cycle failed (%d in a row); next cycle in %.0fs", failures, wait)
+            stop.wait(wait)
+    click.echo("Stopped watching.", err=True)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Ctrl-C or SIGTERM ask the run to stop after the page in flight; a second Ctrl-C aborts."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("Stopping after the page in flight (Ctrl-C again to abort)…", err=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            run_sync(settings, names, options)
-            options = SyncOptions(dry_run=dry_run)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        click.echo("Stopped watching.", err=True)
-        sys.exit(EXIT_OK)
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def run_sync(settings: Settings, names: list[str], options: SyncOptions) -> int:
+def run_sync(settings: Settings, names: list[str], options: SyncOptions, stop: threading.Event | None = None) -> int:
     """Sync ``names`` one after the other; the worst outcome decides the exit code."""
     engine = db.connect(settings.database_url)
     codes = []
     progress = for_terminal()
     try:
         for name in names:
+            if stop is not None and stop.is_set():
+                break
             http = HttpClient.from_settings(settings)
             try:
-                result = sync_source(engine, build_source(name, settings, http), settings, options, progress, click.echo)
+                source = build_source(name, settings, http)
+                result = sync_source(engine, source, settings, options, progress, click.echo, stop)
             except LockHeld as error:
                 click.echo(f"{name}: {error}", err=True)
                 codes.append(EXIT_LOCKED)

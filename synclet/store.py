@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String, Table, delete, func, literal_column, select
@@ -65,6 +65,10 @@ def _datetime_columns(table: Table) -> tuple[str, ...]:
 
 _LIMITS = {t.name: _string_limits(t) for t in (ORDERS, ITEMS, ADDRESSES, CREDITS, REJECTS)}
 _NUMBER_LIMITS = {t.name: _number_limits(t) for t in (ORDERS, ITEMS, CREDITS)}
+_SCALES = {
+    t.name: {c.name: Decimal(1).scaleb(-(c.type.scale or 0)) for c in t.columns if isinstance(c.type, Numeric)}
+    for t in (ORDERS, ITEMS, ADDRESSES, CREDITS)
+}
 _DATETIMES = {t.name: _datetime_columns(t) for t in (ORDERS, CREDITS)}
 OLDEST_YEAR, NEWEST_YEAR = 1000, 9999  # what a MariaDB DATETIME holds
 _ORDER_FIELDS = _columns(ORDERS, skip=("id", "first_synced_at", "last_synced_at"))
@@ -185,11 +189,21 @@ def save_page(conn: Connection, source: str, orders: Sequence[Order], now: datet
     return outcome
 
 
+def _exact(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """Decimals at their column's scale, rounded half up here rather than by the driver: MariaDB
+    rounds half up, SQLite's float path half to even, and both must store the same amount."""
+    for name, places in _SCALES[table.name].items():
+        value = row.get(name)
+        if value is not None and value.as_tuple().exponent < places.as_tuple().exponent:
+            row[name] = value.quantize(places, rounding=ROUND_HALF_UP)
+    return row
+
+
 def _order_row(order: Order, now: datetime) -> dict[str, Any]:
     row = {name: getattr(order, name) for name in _ORDER_FIELDS}
     row["first_synced_at"] = now
     row["last_synced_at"] = now
-    return _fit(ORDERS, row, f"{order.source} {order.order_number or order.external_id}")
+    return _fit(ORDERS, _exact(ORDERS, row), f"{order.source} {order.order_number or order.external_id}")
 
 
 def _insert_children(conn: Connection, orders: Sequence[Order], ids: dict[str, int]) -> None:
@@ -208,7 +222,7 @@ def _insert_children(conn: Connection, orders: Sequence[Order], ids: dict[str, i
 def _child_row(table: Table, fields: Sequence[str], record: object, order_id: int, label: str) -> dict[str, Any]:
     row = {name: getattr(record, name) for name in fields}
     row["order_id"] = order_id
-    return _fit(table, row, label)
+    return _fit(table, _exact(table, row), label)
 
 
 def reject_key(rejected: Rejected) -> str:

@@ -139,3 +139,17 @@ def test_the_migrations_build_exactly_the_models(database_url: str) -> None:
     db.upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+
+
+def test_amounts_beyond_four_places_round_half_up_on_both_databases(database_url: str) -> None:
+    engine = db.connect(database_url)
+    db.ensure_schema(engine)
+    order = make_order("1")
+    order.items[0].discount_amount = Decimal("57.28125")
+    order.items[1].tax_rate = Decimal("0.0000005")
+    with engine.begin() as conn:
+        store.save_page(conn, "magento", [dataclasses.replace(order, grand_total=Decimal("0.00005"))], NOW)
+        total = conn.execute(select(store.ORDERS.c.grand_total)).scalar()
+        discounts = conn.execute(select(store.ITEMS.c.discount_amount, store.ITEMS.c.tax_rate).order_by(store.ITEMS.c.line_no)).all()
+    assert total == Decimal("0.0001")
+    assert discounts[0][0] == Decimal("57.2813") and discounts[1][1] == Decimal("0.000001")

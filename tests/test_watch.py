@@ -1,0 +1,79 @@
+"""Stopping and repeating: SIGINT/SIGTERM finish the page in flight; --watch survives failed cycles."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from synclet import db
+from synclet.history import HISTORY
+from synclet.sandbox import Sandbox
+
+from conftest import run_cli
+from truth import differences
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 3, 1)
+
+
+def runs(database_url: str) -> list[dict]:
+    try:
+        with db.connect(database_url).connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(HISTORY).order_by(HISTORY.c.id))]
+    except SQLAlchemyError:
+        return []  # the schema is still being created
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, "synclet ended early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(ROOT / "synclet.py"), *args], cwd=cwd, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigint_finishes_the_page_in_flight(database_url: str, tmp_path: Path) -> None:
+    with Sandbox(orders=300, seed=8, now=NOW) as shop:
+        env = {**shop.env(), "DATABASE_URL": database_url, "MAGENTO_PAGE_SIZE": "10"}
+        shop.arm_fault(kind="delay", delay_ms=200, times=None)
+        process = start(["sync"], env, tmp_path)
+        wait_for(lambda: bool(runs(database_url)) and runs(database_url)[-1]["pages"] >= 2, process)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 1
+        last = runs(database_url)[-1]
+        assert last["status"] == "failed" and "stopped on request after page" in last["error_message"]
+        assert b"Traceback" not in stderr
+        shop.clear_faults()
+        assert run_cli("sync", env={**env, "LOG_FILE": ""}).exit_code == 0
+        assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_watch_repeats_survives_a_failed_cycle_and_stops_on_sigterm(database_url: str, tmp_path: Path) -> None:
+    with Sandbox(orders=50, seed=9, now=NOW) as shop:
+        env = {**shop.env(), "DATABASE_URL": database_url, "HTTP_MAX_RETRIES": "0"}
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: len(runs(database_url)) >= 1 and runs(database_url)[0]["status"] == "success", process)
+        shop.arm_fault(status=503, times=1)
+        wait_for(lambda: any(r["status"] == "failed" for r in runs(database_url)), process)
+        shop.add(count=3)
+        wait_for(lambda: runs(database_url)[-1]["status"] == "success" and runs(database_url)[-1]["orders_added"] > 0, process)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert b"Stopped watching." in stderr and b"Traceback" not in stderr
+        assert (stdout + stderr).count(b"magento: ") >= 3  # one line per cycle, failures on stderr
+        assert differences(db.connect(database_url), shop.truth()) == []

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar, NamedTuple
 
 from synclet.config import Settings
@@ -29,6 +29,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CHECK_SINCE = "2000-01-01 00:00:00"  # earlier than any store, so the check finds an order if one exists
 ONE_SECOND = timedelta(seconds=1)
 ZERO = Decimal("0")
+MONEY_PLACES = Decimal("0.0001")
 _REPLACES_KEY = re.compile(r'ReplaceOrderNumber\s+Id="([^"]*)"')
 _ADDRESS_KEYS = {
     "first_name": "FirstName", "last_name": "LastName", "company": "OrganizationName", "phone": "WorkPhone",
@@ -92,6 +93,15 @@ class OneSaasSource:
 
     def _get(self, params: Mapping[str, Any]) -> Any:
         return self.http.get_json(self.base_url, params={"AccessKey": self.access_key, **params})
+
+
+def money(value: Decimal) -> Decimal:
+    """A derived amount at Magento's 4 places, rounded half up as Magento rounds. An absurd value
+    is returned as it is, for the store to reject whole."""
+    try:
+        return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return value
 
 
 def parse_page(body: object, number: int, source: str = SOURCE) -> Page:
@@ -279,7 +289,7 @@ def _item(line: _Fields, line_no: int) -> Item:
         tax_rate=taxes.decimal("TaxRate") if taxes else ZERO,
         tax_amount=taxes.decimal("TaxAmount") if taxes else ZERO,
         tax_code=(taxes.text("TaxCode") or taxes.text("TaxName")) if taxes else None,
-        discount_amount=ZERO if discount is None else (None if quantity is None else discount * quantity),
+        discount_amount=ZERO if discount is None else (None if quantity is None else money(discount * quantity)),
         line_total_incl_tax=line.decimal("LineTotalIncTax"),
     )
 

@@ -250,30 +250,31 @@ def _log_page(source: str, page: Page) -> None:
 def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult, started: float) -> None:
     """Finish the history row: through the run's connection, or a fresh one if that one is gone."""
     result.seconds = time.monotonic() - started
-    if result.status == "success":
+    try:
         with conn.begin():
-            result.rejects_pending = store.count_rejects(conn, result.source)
-    if result.rejects_pending:
-        result.error = f"{result.rejects_pending} order(s) rejected: see `python synclet.py status`"
+            _finish(conn, history_id, result)
+    except SQLAlchemyError:
+        try:
+            with engine.begin() as fresh:
+                _finish(fresh, history_id, result)
+        except SQLAlchemyError as error:
+            # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
+            log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))
     counts = result.counts
     if result.status == "success" and counts.orders_added + counts.orders_updated == 0:
         log.info("[INFO] No new orders to add in local system: %s", result.source)
     level = logging.INFO if result.exit_code == EXIT_OK else logging.ERROR
     # The CLI prints the same summary itself; keep the console to one line per run.
     log.log(level, "Finished %s sync of %s: %s", result.sync_type, result.source, summary(result), extra={"console": False})
+
+
+def _finish(conn: Connection, history_id: int, result: RunResult) -> None:
+    if result.status == "success":
+        result.rejects_pending = store.count_rejects(conn, result.source)
+        if result.rejects_pending:
+            result.error = f"{result.rejects_pending} order(s) rejected: see `python synclet.py status`"
     status = "success" if result.status == "success" else "failed"
-    try:
-        with conn.begin():
-            history.finish_run(conn, history_id, status, utc_now(), result.error)
-        return
-    except SQLAlchemyError:
-        pass
-    try:
-        with engine.begin() as fresh:
-            history.finish_run(fresh, history_id, status, utc_now(), result.error)
-    except SQLAlchemyError as error:
-        # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
-        log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))
+    history.finish_run(conn, history_id, status, utc_now(), result.error)
 
 
 def summary(result: RunResult) -> str:

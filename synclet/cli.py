@@ -31,6 +31,7 @@ from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_WATCH_BACKOFF_SECONDS = 600.0
+HOW_TO_CONFIGURE = "set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY, or MAGENTO_REST_URL and MAGENTO_TOKEN (see .env.example)"
 log = logging.getLogger(__name__)
 
 
@@ -119,7 +120,7 @@ def test(obj: Context) -> None:
             click.echo(f"✗ {name}: {error}")
     if not settings.configured_sources():
         failures += 1
-        click.echo("✗ sources: none configured (set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY, see .env.example)")
+        click.echo(f"✗ sources: none configured ({HOW_TO_CONFIGURE})")
     sys.exit(EXIT_FAILED if failures else EXIT_OK)
 
 
@@ -151,7 +152,7 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     settings = obj.settings
     names = list(sources) or settings.configured_sources()
     if not names:
-        raise ConfigError("no source configured: set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY (see .env.example)")
+        raise ConfigError(f"no source configured: {HOW_TO_CONFIGURE}")
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
     with stop_on_signals() as stop:
         if not watch:

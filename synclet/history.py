@@ -104,6 +104,16 @@ def initial_scope(conn: Connection, source: str) -> datetime | None:
     ).scalar()
 
 
+def last_initial_floor(conn: Connection, source: str) -> datetime | None:
+    """The creation floor of the newest initial run, whatever became of it."""
+    return conn.execute(
+        select(HISTORY.c.window_start)
+        .where(HISTORY.c.source == source, HISTORY.c.sync_type == "initial")
+        .order_by(HISTORY.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
 def running_row(conn: Connection, source: str) -> dict[str, Any] | None:
     row = _latest(conn, source, "running", HISTORY.c.host, HISTORY.c.pid, HISTORY.c.started_at)
     return dict(row._mapping) if row else None

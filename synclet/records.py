@@ -122,6 +122,9 @@ class Page:
     orders: list[Order] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: int = 0  # entries with no identity at all (OneSaas's "" inside Orders)
+    #: False for pages outside the source's update-time order (orders fetched because a credit
+    #: memo changed): their updated_at says nothing about how far the walk has come.
+    advances_cursor: bool = True
 
 
 def canonical_json(payload: object) -> str:

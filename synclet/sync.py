@@ -80,6 +80,10 @@ def plan(conn: Connection | None, source: Source, settings: Settings, options: S
     last = history.last_success(conn, source.name) if conn is not None else None
     if last is None or options.force_initial:
         start = options.since or settings.initial_sync_date
+        resume = _resume_point(conn, source, settings, options) if last is None else None
+        if resume is not None:
+            start, cursor = resume
+            return Plan("initial", Window(start, cursor - timedelta(seconds=settings.sync_overlap_seconds)), start, cursor)
         return Plan("initial", Window(created_after=start), start, None)
     floor = history.initial_scope(conn, source.name) or settings.initial_sync_date  # type: ignore[arg-type]
     cursor = history.newest_cursor(conn, source.name) if source.ordered_by_update else last.cursor  # type: ignore[arg-type]
@@ -96,6 +100,16 @@ def plan(conn: Connection | None, source: Source, settings: Settings, options: S
         updated_after = cursor - behind
     window = Window(created_after=floor, updated_after=updated_after)
     return Plan("incremental", window, updated_after or floor, cursor)
+
+
+def _resume_point(conn: Connection | None, source: Source, settings: Settings, options: SyncOptions) -> tuple[datetime, datetime] | None:
+    """Where an interrupted initial sync of a sorted source goes on: (its creation floor, its
+    cursor). Unsorted sources, ``--since`` and a first-ever run start from the beginning."""
+    if conn is None or not source.ordered_by_update or options.since is not None:
+        return None
+    cursor = history.newest_cursor(conn, source.name)
+    floor = history.last_initial_floor(conn, source.name)
+    return (floor, cursor) if cursor is not None and floor is not None else None
 
 
 def sync_source(
@@ -210,7 +224,7 @@ def _commit_page(conn: Connection, source: str, page: Page, history_id: int, res
             store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
         if page.rejected:
             store.save_rejects(conn, page.rejected, history_id, now)
-        newest = max((o.source_updated_at for o in page.orders), default=None)
+        newest = max((o.source_updated_at for o in page.orders), default=None) if page.advances_cursor else None
         cursor = max(filter(None, (result.cursor, newest)), default=None)
         pending = _advance(result.counts, page, outcome)
         history.record_progress(conn, history_id, pending, cursor)

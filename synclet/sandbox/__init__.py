@@ -1,8 +1,9 @@
 """A local fake shop for demos, integration tests and benchmarks.
 
-It serves generated orders over real HTTP in each source API's shape (OneSaas Connect today), with
-the quirks and faults those APIs have, and knows the truth a correct sync must end up with. It
-imports nothing from the rest of synclet, so a bug in synclet's parsing cannot hide in both.
+It serves generated orders over real HTTP in each source API's shape (OneSaas Connect and Magento 2
+REST, from the same orders), with the quirks and faults those APIs have, and knows the truth a
+correct client of each must end up with (``Store.truth(view)``). It imports nothing from the rest of
+synclet, so a bug in synclet's parsing cannot hide in both.
 """
 from __future__ import annotations
 

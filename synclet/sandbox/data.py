@@ -1,7 +1,7 @@
 """The sandbox's store: generated truth orders, their mutations, and the truth tests compare with.
 
-Source-neutral on purpose: every API the sandbox fakes (OneSaas today, Magento REST and others
-later) renders these same orders. The money formulas and the meaning of each truth field are in
+Source-neutral on purpose: every API the sandbox fakes (OneSaas, Magento REST, others later)
+renders these same orders. The money formulas and the meaning of each truth field are in
 ``synclet.sandbox.model``. All reads and writes go through ``Store.lock`` so a server thread always
 renders a consistent order while a test mutates the store.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -19,6 +19,7 @@ from synclet.sandbox.generator import Factory
 from synclet.sandbox.model import (  # re-exported: the model is part of this module's surface
     Address, CreditItem, CreditMemo, Customer, EditedFrom, Invoice, Line, Order, Shipping, fmt_time,
 )
+from synclet.sandbox.rest_render import rest_truth
 
 __all__ = ["Address", "CreditItem", "CreditMemo", "Customer", "EditedFrom", "Invoice", "Line", "Order",
            "Shipping", "Store", "utc_now"]
@@ -29,6 +30,8 @@ QUIRK_VIRTUAL = 0.05
 QUIRK_EDITED = 0.03
 QUIRK_DELETED_LINE = 0.03
 QUIRK_CREDITS = 0.12  # of paid orders, which are ~80 % of all
+#: truth view -> what a correct client of that API stores for one order
+TRUTH_VIEWS: dict[str, Callable[[Order], dict[str, Any]]] = {"onesaas": Order.truth, "rest": rest_truth}
 
 
 def utc_now() -> datetime:
@@ -52,10 +55,15 @@ def paused_gc() -> Iterator[None]:
 class Store:
     """Orders by ``entity_id`` in creation order, plus a ``clock`` that mutations move forward.
 
-    ``version`` grows with every mutation, so readers may cache what they derive from the orders.
+    ``version`` grows with every mutation, so readers may cache what they derive from the orders
+    (mutate through these methods, not by assigning to an order).
+
+    ``rest_broken`` holds ids of orders the REST API cannot load (see ``synclet.sandbox.rest``).
+    ``credit_bumps_order`` says whether a credit memo added by ``update`` also moves its order's
+    ``updated_at`` (the memo's own ``updated_at`` always moves); Magento does not guarantee it.
     """
 
-    def __init__(self, seed: int = 1, now: datetime | None = None) -> None:
+    def __init__(self, seed: int = 1, now: datetime | None = None, *, credit_bumps_order: bool = True) -> None:
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
         self.factory = Factory(self.rng)
@@ -63,14 +71,17 @@ class Store:
         self.orders: list[Order] = []
         self.by_id: dict[int, Order] = {}
         self.version = 0
+        self.rest_broken: set[int] = set()
+        self.credit_bumps_order = credit_bumps_order
         self._increment = 0
         self._credit_id = 0
         self._revision = 0
 
     @classmethod
-    def generate(cls, count: int, seed: int = 1, now: datetime | None = None, days: int = 30) -> Store:
+    def generate(cls, count: int, seed: int = 1, now: datetime | None = None, days: int = 30, *,
+                 credit_bumps_order: bool = True) -> Store:
         """``count`` orders created over the ``days`` before ``now``; the same arguments give the same store."""
-        store = cls(seed, now)
+        store = cls(seed, now, credit_bumps_order=credit_bumps_order)
         with paused_gc():
             store._fill(count, days)
         gc.freeze()  # long-lived: full collections need not rescan them (paging 100,000 gets 4x faster)
@@ -183,6 +194,8 @@ class Store:
                 order.amount_paid = order.grand_total
         else:
             self._add_credit(order, at)
+            if not self.credit_bumps_order:
+                return
         order.updated_at = at
 
     def add(self, count: int = 1, created_at: datetime | None = None) -> list[int]:
@@ -201,14 +214,20 @@ class Store:
     def __len__(self) -> int:
         return len(self.orders)
 
-    def truth(self) -> list[dict[str, Any]]:
-        """What a synced database should hold, per order by entity_id (see ``model.Order.truth``)."""
+    def truth(self, view: str = "onesaas") -> list[dict[str, Any]]:
+        """What a synced database should hold, per order by entity_id, for a client of the API
+        ``view`` (``model.Order.truth`` for OneSaas, ``rest_render.rest_truth`` for REST). The REST
+        view leaves out the ``rest_broken`` orders: no client can load them."""
+        if view not in TRUTH_VIEWS:
+            raise ValueError(f"view must be one of {', '.join(TRUTH_VIEWS)}")
+        render = TRUTH_VIEWS[view]
         with self.lock, paused_gc():
-            return [order.truth() for order in self.orders]
+            skip = self.rest_broken if view == "rest" else set()
+            return [render(order) for order in self.orders if order.entity_id not in skip]
 
-    def truth_by_id(self) -> dict[str, dict[str, Any]]:
-        """``truth()`` keyed by ``external_id`` (the entity id as a string)."""
-        return {row["external_id"]: row for row in self.truth()}
+    def truth_by_id(self, view: str = "onesaas") -> dict[str, dict[str, Any]]:
+        """``truth(view)`` keyed by ``external_id`` (the entity id as a string)."""
+        return {row["external_id"]: row for row in self.truth(view)}
 
     def describe(self) -> dict[str, Any]:
         with self.lock:

@@ -1,9 +1,9 @@
-"""The sandbox over real HTTP: routing, the ``/_sandbox/`` control API, and fault injection.
+"""The sandbox over real HTTP: the server thread, request handling and fault injection.
 
 ``Sandbox`` runs in a daemon thread for tests (``with Sandbox(orders=2000, seed=7) as sb:``);
-``serve_forever`` runs it in the foreground for ``python synclet.py sandbox``. Control endpoints:
-``GET /_sandbox/truth``, ``POST /_sandbox/update`` and ``/_sandbox/add``, ``POST|GET|DELETE
-/_sandbox/faults`` and ``GET /_sandbox/stats``; the same operations are methods on ``Sandbox``.
+``serve_forever`` runs it in the foreground for ``python synclet.py sandbox``. It serves OneSaas
+Connect (``onesaas_url``) and Magento REST (``rest_url``) from the same store; the control API
+(``synclet.sandbox.control``) and the same operations as methods on ``Sandbox`` drive it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import json
 import signal
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,111 +19,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from synclet.sandbox import onesaas
+from synclet.sandbox.control import CONTROL_PREFIX, Controller, Response, json_response
 from synclet.sandbox.data import Store
 from synclet.sandbox.faults import Fault
 from synclet.sandbox.model import fmt_time
+from synclet.sandbox.rest import DEFAULT_MAX_PAGE_SIZE
 
-CONTROL_PREFIX = "/_sandbox/"
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
+DEFAULT_REST_TOKEN = "sandbox-rest-token"
 DEFAULT_PORT = 8765
-Response = tuple[int, bytes, str, dict[str, str]]  # status, body, content type, extra headers
-
-
-def _json(status: int, payload: Any) -> Response:
-    return status, json.dumps(payload).encode("utf-8"), "application/json", {}
-
-
-class Controller:
-    """What every request thread shares: the store, the APIs, the armed faults and the counters."""
-
-    def __init__(self, store: Store, access_key: str) -> None:
-        self.store = store
-        self.onesaas = onesaas.OneSaasApi(store, access_key)
-        self.lock = threading.Lock()
-        self.faults: list[Fault] = []
-        self.requests = 0
-        self.control_requests = 0
-        self.faults_served = 0
-        self.paths: Counter[str] = Counter()
-        self.recent: deque[dict[str, Any]] = deque(maxlen=100)
-
-    def count_api_request(self, method: str, path: str, params: dict[str, str]) -> Fault | None:
-        """Number this API request and return the armed fault that covers it, if any."""
-        with self.lock:
-            self.requests += 1
-            self.paths[path] += 1
-            self.recent.append({"method": method, "path": path, "params": params})
-            fault = next((f for f in self.faults if f.covers(self.requests)), None)
-            self.faults = [f for f in self.faults if not f.spent(self.requests)]
-            if fault:
-                self.faults_served += 1
-            return fault
-
-    def arm(self, spec: dict[str, Any]) -> Fault:
-        with self.lock:
-            fault = Fault.from_spec(spec, armed_at=self.requests)
-            self.faults.append(fault)
-            return fault
-
-    def clear_faults(self) -> int:
-        with self.lock:
-            cleared, self.faults = len(self.faults), []
-            return cleared
-
-    def stats(self) -> dict[str, Any]:
-        with self.lock:
-            counters = {"requests": self.requests, "control_requests": self.control_requests,
-                        "faults_served": self.faults_served, "faults_armed": len(self.faults),
-                        "paths": dict(self.paths), "recent": list(self.recent)}
-        return {**counters, **self.store.describe()}
-
-    def api(self, method: str, path: str, params: dict[str, str]) -> Response:
-        if method != "GET":
-            return _json(405, {"error": f"{method} not allowed"})
-        if path.rstrip("/") == onesaas.PATH:
-            return _json(200, self.onesaas.answer(params))
-        if path == "/":
-            return _json(200, {"name": "synclet sandbox", "onesaas": onesaas.PATH})
-        return _json(404, {"error": f"no such path: {path}"})
-
-    def control(self, method: str, path: str, body: dict[str, Any]) -> Response:
-        """The ``/_sandbox/`` endpoints; errors are 400/404 JSON with an ``error`` key."""
-        with self.lock:
-            self.control_requests += 1
-        route = (method, path[len(CONTROL_PREFIX):].strip("/"))
-        try:
-            if route == ("GET", "truth"):
-                return _json(200, self.store.truth())
-            if route == ("GET", "stats"):
-                return _json(200, self.stats())
-            if route == ("POST", "update"):
-                ids = self.store.update(ids=body.get("ids"), count=body.get("count"),
-                                        updated_at=_time_field(body, "updated_at"))
-                return _json(200, {"ids": ids})
-            if route == ("POST", "add"):
-                ids = self.store.add(int(body.get("count", 1)), created_at=_time_field(body, "created_at"))
-                return _json(200, {"ids": ids})
-            if route == ("POST", "faults"):
-                return _json(200, {"fault": self.arm(body).to_json()})
-            if route == ("GET", "faults"):
-                with self.lock:
-                    return _json(200, {"faults": [f.to_json() for f in self.faults]})
-            if route == ("DELETE", "faults"):
-                return _json(200, {"cleared": self.clear_faults()})
-        except KeyError as exc:
-            return _json(404, {"error": str(exc.args[0]) if exc.args else "not found"})
-        except (TypeError, ValueError) as exc:
-            return _json(400, {"error": str(exc)})
-        return _json(404, {"error": f"no such control endpoint: {method} {path}"})
-
-
-def _time_field(body: dict[str, Any], name: str) -> datetime | None:
-    if body.get(name) is None:
-        return None
-    value = onesaas.parse_time(str(body[name]))
-    if value is None:
-        raise ValueError(f"{name}: cannot read {body[name]!r} as a time")
-    return value
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -157,15 +60,16 @@ class _Handler(BaseHTTPRequestHandler):
                 except ValueError:
                     body = None
                 if not isinstance(body, dict):
-                    self._send(_json(400, {"error": "the body must be a JSON object"}))
+                    self._send(json_response(400, {"error": "the body must be a JSON object"}))
                     return
-                self._send(controller.control(method, url.path, body))
+                params = dict(parse_qsl(url.query, keep_blank_values=True))
+                self._send(controller.control(method, url.path, body, params))
                 return
             params = dict(parse_qsl(url.query, keep_blank_values=True))  # last value wins, as in PHP
             fault = controller.count_api_request(method, url.path, params)
             self._send_api(controller, fault, method, url.path, params)
         except Exception as exc:  # answer rather than leave the client hanging on a bug
-            self._send(_json(500, {"error": f"sandbox error: {exc!r}"}))
+            self._send(json_response(500, {"error": f"sandbox error: {exc!r}"}))
 
     def _send_api(self, controller: Controller, fault: Fault | None, method: str, path: str,
                   params: dict[str, str]) -> None:
@@ -179,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send((fault.status, body, content_type, headers))
             return
-        status, body, content_type, headers = controller.api(method, path, params)
+        status, body, content_type, headers = controller.api(method, path, params, self.headers.get("Authorization"))
         if fault and fault.kind == "truncate":
             status, body = fault.status, body[: len(body) // 2]
         self._send((status, body, content_type, headers))
@@ -206,14 +110,17 @@ class _Server(ThreadingHTTPServer):
 
 
 class Sandbox:
-    """A running fake shop. Generates ``orders`` for ``seed`` and ``now`` unless given a ``store``."""
+    """A running fake shop. Generates ``orders`` for ``seed`` and ``now`` unless given a ``store``.
+    ``rest_max_page_size`` is the REST pageSize cap (None: uncapped)."""
 
     def __init__(self, orders: int = 200, seed: int = 1, now: datetime | None = None, *, days: int = 30,
                  store: Store | None = None, access_key: str = DEFAULT_ACCESS_KEY,
+                 rest_token: str = DEFAULT_REST_TOKEN, rest_max_page_size: int | None = DEFAULT_MAX_PAGE_SIZE,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = store if store is not None else Store.generate(orders, seed, now, days)
         self.access_key = access_key
-        self.controller = Controller(self.store, access_key)
+        self.rest_token = rest_token
+        self.controller = Controller(self.store, access_key, rest_token, rest_max_page_size)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -256,18 +163,31 @@ class Sandbox:
     def onesaas_url(self) -> str:
         return self.url + onesaas.PATH
 
-    def env(self) -> dict[str, str]:
-        """Settings that point synclet at this sandbox, starting from its first generated day."""
+    @property
+    def rest_url(self) -> str:
+        """The REST base a client appends ``/V1/orders`` to."""
+        return self.url + "/rest/default"
+
+    def env(self, *, rest: bool = False, onesaas: bool = True) -> dict[str, str]:
+        """Settings that point synclet at this sandbox from its first generated day: the OneSaas
+        keys, plus ``MAGENTO_REST_URL``/``MAGENTO_TOKEN`` with ``rest=True``. REST is opt-in
+        because synclet syncs every configured source, and a sync test means one of them."""
         with self.store.lock:
             first = self.store.orders[0].created_at if self.store.orders else self.store.clock
-        return {"MAGENTO_BASE_URL": self.onesaas_url, "MAGENTO_ACCESS_KEY": self.access_key,
-                "INITIAL_SYNC_DATE": (first - timedelta(days=1)).strftime("%Y-%m-%d")}
+        env = {"MAGENTO_BASE_URL": self.onesaas_url, "MAGENTO_ACCESS_KEY": self.access_key} if onesaas else {}
+        if rest:
+            env.update({"MAGENTO_REST_URL": self.rest_url, "MAGENTO_TOKEN": self.rest_token})
+        return env | {"INITIAL_SYNC_DATE": (first - timedelta(days=1)).strftime("%Y-%m-%d")}
 
-    def truth(self) -> list[dict[str, Any]]:
-        return self.store.truth()
+    def truth(self, view: str = "onesaas") -> list[dict[str, Any]]:
+        return self.store.truth(view)
 
-    def truth_by_id(self) -> dict[str, dict[str, Any]]:
-        return self.store.truth_by_id()
+    def truth_by_id(self, view: str = "onesaas") -> dict[str, dict[str, Any]]:
+        return self.store.truth_by_id(view)
+
+    def set_rest_broken(self, ids: list[int]) -> list[int]:
+        """Make these orders (and only these) unloadable over REST; ``[]`` heals them all."""
+        return self.controller.set_rest_broken(list(ids))
 
     def update(self, ids: list[int] | None = None, count: int | None = None,
                updated_at: datetime | None = None) -> list[int]:
@@ -294,15 +214,14 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
                   now: datetime | None = None, echo: Callable[[str], None] = print) -> None:
     """Serve a generated shop in the foreground until Ctrl-C, after printing how to point synclet at it."""
     sandbox = Sandbox(orders, seed, now, host=host, port=port).start()
-    env = sandbox.env()
     echo(f"synclet sandbox: {orders} orders (seed {seed}), clock {fmt_time(sandbox.store.clock)} UTC")
-    echo(f"  URL:           {sandbox.url}")
-    echo(f"  OneSaas base:  {sandbox.onesaas_url}")
-    echo(f"  Access key:    {sandbox.access_key}")
-    echo(f"  Control API:   {sandbox.url}{CONTROL_PREFIX}{{truth,stats,update,add,faults}}")
-    echo("Example .env:")
-    for name, value in env.items():
+    echo(f"  URL: {sandbox.url}  (OneSaas {onesaas.PATH}, REST /rest/default/V1/)")
+    echo(f"  Control API: {sandbox.url}{CONTROL_PREFIX}{{truth,stats,update,add,faults,rest_broken,settings}}")
+    echo("Example .env (OneSaas; set the commented REST pair instead, or as well, for the REST API):")
+    for name, value in sandbox.env().items():
         echo(f"  {name}={value}")
+    echo(f"  # MAGENTO_REST_URL={sandbox.rest_url}")
+    echo(f"  # MAGENTO_TOKEN={sandbox.rest_token}")
     echo("Press Ctrl-C to stop.")
     previous = _stop_on_sigterm()
     try:

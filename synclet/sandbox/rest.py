@@ -1,0 +1,153 @@
+"""The Magento 2 REST API (``/rest/default/V1/``) over the sandbox's truth orders.
+
+Routes: ``GET orders``, ``orders/{id}``, ``creditmemos``, ``creditmemos/{id}`` under
+``/rest/V1/``, ``/rest/default/V1/`` or ``/rest/all/V1/``. Bearer-token auth; errors are HTTP
+statuses with ``{"message", "parameters"}`` bodies, as the reference describes. ``searchCriteria``
+rules are in ``synclet.sandbox.criteria``; shapes in ``rest_render`` and ``rest_items``.
+
+Orders whose ids are in ``Store.rest_broken`` cannot be loaded: a list page that would contain one,
+and ``GET orders/{id}`` of one, fail with HTTP 500 "Requested product doesn't exist" (what a shop
+answers when an order references a product it has deleted).
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from synclet.sandbox import criteria
+from synclet.sandbox.criteria import Column, Criteria, RestError
+from synclet.sandbox.data import Store
+from synclet.sandbox.model import CreditMemo, Order
+from synclet.sandbox.rest_render import STORE_IDS, customer_id, render_credit_memo, render_order, state_of
+
+BASE_PATH = "/rest/default/V1/"
+DEFAULT_MAX_PAGE_SIZE = 300
+STORE_CODES = ("default", "all")
+_PATH = re.compile(r"^/rest(?:/(?P<store>[^/]+))?/V1/(?P<route>.*?)/?$")
+UNAUTHORIZED = RestError(401, "The consumer isn't authorized to access %resources.",
+                         {"resources": "Magento_Sales::actions_view"})
+NOT_FOUND = RestError(404, "The entity that was requested doesn't exist. Verify the entity and try again.")
+NO_ROUTE = RestError(404, "Request does not match any route.")
+BROKEN = RestError(500, "Requested product doesn't exist")
+
+MemoRow = tuple[CreditMemo, Order]
+
+ORDER_COLUMNS: dict[str, Column] = {
+    "entity_id": Column("number", lambda o: o.entity_id),
+    "increment_id": Column("text", lambda o: o.increment_id),
+    "created_at": Column("time", lambda o: o.created_at),
+    "updated_at": Column("time", lambda o: o.updated_at),
+    "status": Column("text", lambda o: o.status),
+    "state": Column("text", state_of),
+    "customer_email": Column("text", lambda o: o.customer.email),
+    "customer_firstname": Column("text", lambda o: o.customer.first_name),
+    "customer_lastname": Column("text", lambda o: o.customer.last_name),
+    "customer_id": Column("number", customer_id),
+    "customer_is_guest": Column("number", lambda o: int(customer_id(o) is None)),
+    "store_id": Column("number", lambda o: STORE_IDS.get(o.currency, 1)),
+    "order_currency_code": Column("text", lambda o: o.currency),
+    "grand_total": Column("number", lambda o: o.grand_total),
+}
+MEMO_COLUMNS: dict[str, Column] = {
+    "entity_id": Column("number", lambda r: r[0].entity_id),
+    "increment_id": Column("text", lambda r: r[0].increment_id),
+    "order_id": Column("number", lambda r: r[1].entity_id),
+    "created_at": Column("time", lambda r: r[0].created_at),
+    "updated_at": Column("time", lambda r: r[0].updated_at),
+    "state": Column("number", lambda r: r[0].state),
+    "store_id": Column("number", lambda r: STORE_IDS.get(r[1].currency, 1)),
+    "grand_total": Column("number", lambda r: r[0].grand_total),
+}
+
+
+class RestApi:
+    """Answers REST requests. ``max_page_size`` is the input-limiting cap (None: no cap, as before
+    Magento 2.4.3). Matching rows are cached per criteria and store version, so paging through
+    100,000 orders filters them once per query, not once per page."""
+
+    def __init__(self, store: Store, token: str, max_page_size: int | None = DEFAULT_MAX_PAGE_SIZE) -> None:
+        self.store = store
+        self.token = token
+        self.max_page_size = max_page_size
+        self._cache: dict[tuple[Any, ...], tuple[int, list[Any]]] = {}
+        self._cache_lock = threading.Lock()
+
+    def answer(self, method: str, path: str, params: Mapping[str, str],
+               authorization: str | None) -> tuple[int, Any]:
+        """(HTTP status, JSON body) for one request under ``/rest/``."""
+        try:
+            return 200, self._route(method, path, params, authorization)
+        except RestError as error:
+            return error.status, error.body()
+
+    def _route(self, method: str, path: str, params: Mapping[str, str], authorization: str | None) -> Any:
+        match = _PATH.match(path)
+        if match is None or method != "GET":
+            raise NO_ROUTE
+        if match["store"] is not None and match["store"] not in STORE_CODES:
+            raise RestError(400, "The store that was requested wasn't found. Verify the store and try again.")
+        parts = match["route"].split("/")
+        if parts[0] not in ("orders", "creditmemos") or len(parts) > 2:
+            raise NO_ROUTE
+        if not self._authorized(authorization):
+            raise UNAUTHORIZED
+        with self.store.lock:
+            if len(parts) == 2:
+                return self._one(parts[0], parts[1])
+            if parts[0] == "orders":
+                return self._orders(criteria.parse(params, self.max_page_size))
+            return self._memos(criteria.parse(params, self.max_page_size))
+
+    def _authorized(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        return scheme.lower() == "bearer" and token.strip() == self.token
+
+    def _one(self, resource: str, raw_id: str) -> dict[str, Any]:
+        entity_id = int(raw_id) if raw_id.isdigit() else 0
+        if resource == "orders":
+            order = self.store.by_id.get(entity_id)
+            if order is None:
+                raise NOT_FOUND
+            if entity_id in self.store.rest_broken:
+                raise BROKEN
+            return render_order(order)
+        row = next((row for row in self._memo_rows() if row[0].entity_id == entity_id), None)
+        if row is None:
+            raise NOT_FOUND
+        return render_credit_memo(*row)
+
+    def _orders(self, query: Criteria) -> dict[str, Any]:
+        matching = self._matching("orders", query, lambda: self.store.orders, ORDER_COLUMNS)
+        page = criteria.page_of(matching, query)
+        broken = self.store.rest_broken
+        if broken and any(order.entity_id in broken for order in page):
+            raise BROKEN
+        return {"items": [render_order(order) for order in page], "search_criteria": query.echo,
+                "total_count": len(matching)}
+
+    def _memos(self, query: Criteria) -> dict[str, Any]:
+        matching = self._matching("creditmemos", query, self._memo_rows, MEMO_COLUMNS)
+        page = criteria.page_of(matching, query)
+        return {"items": [render_credit_memo(memo, order) for memo, order in page],
+                "search_criteria": query.echo, "total_count": len(matching)}
+
+    def _memo_rows(self) -> list[MemoRow]:
+        """Every credit memo with its order, in memo id order (the table's natural order)."""
+        rows = [(memo, order) for order in self.store.orders for memo in order.credit_memos]
+        return sorted(rows, key=lambda row: row[0].entity_id)
+
+    def _matching(self, resource: str, query: Criteria, rows: Callable[[], list[Any]],
+                  columns: Mapping[str, Column]) -> list[Any]:
+        key, version = (resource, query.groups, query.sorts), self.store.version
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached and cached[0] == version:
+                return cached[1]
+        matching = criteria.select(rows(), columns, query)
+        with self._cache_lock:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = (version, matching)
+        return matching

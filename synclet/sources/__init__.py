@@ -50,9 +50,10 @@ SourceFactory = Callable[[Settings, HttpClient], Source]
 
 def registry() -> dict[str, SourceFactory]:
     """Source name -> constructor. Imported lazily so one source's import cost stays its own."""
+    from synclet.sources.magento_rest import MagentoRestSource
     from synclet.sources.onesaas import OneSaasSource
 
-    return {"magento": OneSaasSource.from_settings}
+    return {"magento": OneSaasSource.from_settings, "magento-rest": MagentoRestSource.from_settings}
 
 
 def build_source(name: str, settings: Settings, http: HttpClient) -> Source:

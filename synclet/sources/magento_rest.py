@@ -1,0 +1,517 @@
+"""Magento 2's native REST API: orders with all their credit memos, keyset-paged by update time.
+
+Offsets are unsafe here (past the end Magento repeats the last page, and orders updated during the
+run shift everything behind them), so every request is page 1 after a keyset position, sorted by
+``updated_at, entity_id``, dropping the orders already read at that second; more orders in one
+second than a page holds are swept by ``entity_id``. A list that fails because one order's product
+was deleted ("Requested product doesn't exist") is narrowed until that order fails alone; it is then
+fetched by id or rejected, and the walk goes on after it.
+
+An order's credit memos ride in its payload under ``synclet_creditmemos`` (by entity_id), so its
+``raw_json`` and hash change when a memo does, and ``parse`` maps that stored payload again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, NamedTuple
+
+import requests
+
+from synclet.config import Settings
+from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, RemoteError
+from synclet.http import HttpClient
+from synclet.records import Address, AddressType, Item, Order, Page, Rejected, canonical_json, content_hash
+from synclet.sources import Window
+from synclet.sources.onesaas import _credit, _Fields, _identifier, _kind, _required_text
+
+log = logging.getLogger(__name__)
+
+SOURCE = "magento-rest"
+CREDITS_KEY = "synclet_creditmemos"
+MAX_PAGE_SIZE = 300  # Magento 2.4.3+ input limiting refuses more
+MAX_KEY = 2**32 - 1  # above every entity_id (unsigned INT) and updated_at second (TIMESTAMP)
+PRODUCT_MISSING = "Requested product doesn't exist"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+EPOCH = datetime(1970, 1, 1)
+ZERO = Decimal("0")
+_PRODUCT_MISSING_TEXT = re.compile(r"Requested product doesn\\?'t exist")  # also inside a repr'd snippet
+_PAGE_SIZE_CAP = re.compile(r"Maximum SearchCriteria pageSize is (\d+)?")
+_ADDRESS_KEYS = {
+    "first_name": "firstname", "last_name": "lastname", "company": "company", "phone": "telephone",
+    "email": "email", "city": "city", "region": "region", "postcode": "postcode", "country_code": "country_id",
+}
+
+#: (field, condition_type, value); each goes into a filter group of its own, so all are ANDed.
+Filter = tuple[str, str, str]
+
+
+class _ProductMissing(RemoteError):
+    """A list (or an order) cannot be loaded because an ordered product was deleted."""
+
+
+class MagentoRestSource:
+    """Reads orders created (and, incrementally, updated or credited) in a window, oldest update first."""
+
+    name: ClassVar[str] = SOURCE
+    ordered_by_update: ClassVar[bool] = True
+
+    def __init__(self, http: HttpClient, base_url: str, token: str, page_size: int = 100) -> None:
+        self.http = http
+        self.url = f"{base_url.rstrip('/')}/V1/"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.page_size = min(page_size, MAX_PAGE_SIZE)
+        self.page_size_capped = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http: HttpClient) -> MagentoRestSource:
+        if not settings.magento_rest_url or not settings.magento_token:
+            raise ConfigError("MAGENTO_REST_URL, MAGENTO_TOKEN: both are required for source magento-rest")
+        return cls(http, settings.magento_rest_url, settings.magento_token, settings.magento_rest_page_size)
+
+    def check(self) -> str:
+        """The smallest orders list: proves the URL, the token and its right to read orders."""
+        body = self._get("orders", {"searchCriteria[pageSize]": "1"})
+        total = body.get("total_count") if isinstance(body, dict) else None
+        if not isinstance(total, int):
+            raise ProtocolError(f"{self.http.describe(self.url)}orders: not a Magento REST answer ({_kind(body)})")
+        return f"Magento REST, {total} orders"
+
+    def pages(self, window: Window) -> Iterator[Page]:
+        """Orders whose credit memos changed first (those pages do not move the cursor: a memo does
+        not always touch its order's updated_at), then every order by update time."""
+        numbers = itertools.count()
+        created = [("created_at", "gteq", window.created_after.strftime(TIME_FORMAT))]
+        if window.updated_after is not None:
+            credited: set[int] = set()
+            for memos in self._walk("creditmemos", [], _Keyset(UPDATED, _seconds(window.updated_after))):
+                order_ids = sorted({_whole(memo, "order_id") for memo in memos} - credited)
+                credited.update(order_ids)
+                if order_ids:
+                    by_id = [("entity_id", "in", ",".join(map(str, order_ids)))]
+                    for batch in self._walk("orders", created + by_id, _Keyset(ENTITY, 1)):
+                        yield self._page(next(numbers), batch, advances_cursor=False)
+        start = window.updated_after or window.created_after
+        for batch in self._walk("orders", created, _Keyset(UPDATED, _seconds(start))):
+            yield self._page(next(numbers), batch)
+
+    def parse(self, payload: Mapping[str, Any]) -> Order:
+        return parse_stored(payload, self.name)
+
+    def _page(self, number: int, batch: list[Any], advances_cursor: bool = True) -> Page:
+        orders = [entry for entry in batch if not isinstance(entry, Rejected)]
+        memos = self._credit_memos([_whole(order, "entity_id") for order in orders]) if orders else []
+        page = parse_page(number, orders, memos, self.name)
+        page.rejected += [entry for entry in batch if isinstance(entry, Rejected)]
+        page.advances_cursor = advances_cursor
+        return page
+
+    def _credit_memos(self, order_ids: list[int]) -> list[dict[str, Any]]:
+        """Every credit memo of these orders, however many pages they fill."""
+        by_order = [("order_id", "in", ",".join(map(str, order_ids)))]
+        return [memo for batch in self._walk("creditmemos", by_order, _Keyset(ENTITY, 1)) for memo in batch]
+
+    def _walk(self, path: str, filters: list[Filter], keyset: _Keyset) -> Iterator[list[Any]]:
+        """Every entry matching ``filters`` from the keyset's position on, in batches, each entry once
+        per position (a ``Rejected`` stands in for an order that cannot be loaded)."""
+        key = keyset.key
+        sort = [key.field] if key.unique else [key.field, "entity_id"]
+        while True:
+            if not keyset.isolated():
+                try:
+                    items, more = self._list(path, keyset.filters() + filters, sort)
+                except _ProductMissing:
+                    if path != "orders":
+                        raise
+                    if keyset.upper is None:
+                        log.warning("%s: listing orders from %s %s fails on a deleted product; narrowing",
+                                    self.name, key.field, key.text(keyset.position))
+                    keyset.failed()
+                    continue
+                fresh = keyset.take(items)
+                if fresh:
+                    yield fresh
+                if not more:
+                    if keyset.range_done():
+                        continue
+                    return
+                if fresh:
+                    continue
+                if key.unique or any(key.of(item) != keyset.position for item in items):
+                    raise ProtocolError(f"{self.http.describe(self.url)}{path}: a full page from {key.field} "
+                                        f"{key.text(keyset.position)} held nothing new; the paging filters are ignored")
+            yield from self._alone(path, filters, keyset)
+            if not keyset.key_done():
+                return
+
+    def _alone(self, path: str, filters: list[Filter], keyset: _Keyset) -> Iterator[list[Any]]:
+        """The position read on its own: a crowded or failing second swept by entity_id, or one order."""
+        if keyset.key.unique:
+            yield [self._single(keyset.position)]
+            return
+        start = max(keyset.seen) + 1 if keyset.seen else 1
+        second = [("updated_at", "eq", UPDATED.text(keyset.position))]
+        yield from self._walk(path, filters + second, _Keyset(ENTITY, start))
+
+    def _single(self, entity_id: int) -> Any:
+        """An order no list can load may still load alone; if not, it is rejected, not fatal."""
+        try:
+            order = self._get(f"orders/{entity_id}")
+        except _ProductMissing:
+            return Rejected(self.name, str(entity_id), None, canonical_json({"entity_id": entity_id}),
+                            f"{PRODUCT_MISSING} (the order cannot be loaded)")
+        if not isinstance(order, dict):
+            raise ProtocolError(f"{self.http.describe(self.url)}orders/{entity_id}: not an order ({_kind(order)})")
+        return order
+
+    def _list(self, path: str, filters: Sequence[Filter], sort: Sequence[str]) -> tuple[list[dict[str, Any]], bool]:
+        """Page 1 of a search: (items, whether more may follow). A refused page size is lowered."""
+        while True:
+            size = self.page_size
+            try:
+                body = self._get(path, search_criteria(filters, sort, size))
+            except RemoteError as error:
+                cap = _PAGE_SIZE_CAP.search(str(error))
+                if cap is None:
+                    raise
+                self._lower_page_size(int(cap[1]) if cap[1] else None, error)
+                continue
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise ProtocolError(f"{self.http.describe(self.url)}{path}: expected an object with an items list")
+            total = body.get("total_count")
+            return items, len(items) >= size and not (isinstance(total, int) and total <= size)
+
+    def _lower_page_size(self, limit: int | None, error: RemoteError) -> None:
+        smaller = limit if limit and limit < self.page_size else self.page_size // 2
+        if smaller < 1:
+            raise error
+        if not self.page_size_capped:
+            log.warning("%s: the store refuses pageSize %d; using %d (lower MAGENTO_REST_PAGE_SIZE)",
+                        self.name, self.page_size, smaller)
+        self.page_size, self.page_size_capped = smaller, True
+
+    def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET under ``/V1/``; Magento's deleted-product and page-size errors become typed ones."""
+        url = self.url + path
+        try:
+            response = self.http.request("GET", url, params=params, headers=self.headers)
+        except RemoteError as error:  # a 5xx after retries: only the message's text is left
+            if _PRODUCT_MISSING_TEXT.search(str(error)):
+                raise _ProductMissing(str(error)) from None
+            raise
+        message = _error_message(response) if response.status_code in (400, 404) else ""
+        if message:  # Magento's own words, placeholders filled: the page-size cap, a deleted product
+            error = _ProductMissing if PRODUCT_MISSING in message else RemoteError
+            raise error(f"GET {self.http.describe(url)}: HTTP {response.status_code} {message}")
+        try:
+            return self.http.decode(response)
+        except AuthError as error:
+            raise AuthError(f"{error}; check MAGENTO_TOKEN") from None
+
+
+class _Key(NamedTuple):
+    field: str
+    unique: bool  # entity_id: one entry per value; updated_at: any number per second
+    of: Callable[[Mapping[str, Any]], int]
+    text: Callable[[int], str]
+
+
+@dataclass
+class _Keyset:
+    """Where a walk stands: entries with ``key >= position``, minus ``seen`` (ids read at exactly it).
+
+    Narrowing around a deleted product adds ``key <= upper``: probing forward with ranges twice as
+    wide each time until one fails, then halving ``[position, failing]`` until one key fails alone.
+    Bounds are always inclusive: at whole seconds and ids, ``gt k`` is ``gteq k+1``."""
+
+    key: _Key
+    position: int
+    seen: set[int] = field(default_factory=set)
+    upper: int | None = None
+    failing: int | None = None  # an upper bound known to fail from the position
+    span: int = 0
+
+    def filters(self) -> list[Filter]:
+        bounds = [(self.key.field, "gteq", self.key.text(self.position))]
+        if self.upper is not None:
+            bounds.append((self.key.field, "lteq", self.key.text(self.upper)))
+        return bounds
+
+    def take(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items not read yet at their position; the position moves to the newest of them."""
+        fresh: dict[int, tuple[int, dict[str, Any]]] = {}
+        for item in items:
+            key, entity_id = self.key.of(item), _whole(item, "entity_id")
+            if key > self.position or (key == self.position and entity_id not in self.seen):
+                fresh.setdefault(entity_id, (key, item))
+        if fresh:
+            newest = max(key for key, _ in fresh.values())
+            at_newest = {entity_id for entity_id, (key, _) in fresh.items() if key == newest}
+            if self.key.unique:
+                self.position, self.seen = newest + 1, set()
+            elif newest > self.position:
+                self.position, self.seen = newest, at_newest
+            else:
+                self.seen |= at_newest
+        return [item for _, item in fresh.values()]
+
+    def isolated(self) -> bool:
+        """The key at the position is known to fail on its own."""
+        return self.failing == self.position
+
+    def failed(self) -> None:
+        if self.upper is None:
+            self.upper, self.span = self.position, 0
+        else:
+            self.failing = self.upper
+            self.upper = (self.position + self.failing) // 2
+
+    def range_done(self) -> bool:
+        """A short answer read the range; False when that was the end of the walk."""
+        if self.upper is None or self.upper >= MAX_KEY:
+            return False
+        self.position, self.seen = self.upper + 1, set()
+        if self.failing is not None and self.position < self.failing:
+            self.upper = (self.position + self.failing) // 2
+        else:  # probing on; a failing key is only isolated once a request for it alone failed
+            self.span = 0 if self.failing is not None else 2 * self.span + 1
+            self.failing, self.upper = None, min(self.position + self.span, MAX_KEY)
+        return True
+
+    def key_done(self) -> bool:
+        """The position was read on its own; False when that was the end of the walk."""
+        if self.isolated():
+            self.upper = self.failing = None
+        elif self.upper is not None and self.position >= self.upper:
+            return self.range_done()
+        self.position, self.seen = self.position + 1, set()
+        return True
+
+
+def search_criteria(filters: Sequence[Filter], sort: Sequence[str], page_size: int) -> dict[str, str]:
+    """Query parameters for page 1 of a search, ascending by ``sort``."""
+    params: dict[str, str] = {}
+    for group, (name, condition, value) in enumerate(filters):
+        prefix = f"searchCriteria[filter_groups][{group}][filters][0]"
+        params.update({f"{prefix}[field]": name, f"{prefix}[value]": value, f"{prefix}[condition_type]": condition})
+    for index, name in enumerate(sort):
+        params.update({f"searchCriteria[sortOrders][{index}][field]": name,
+                       f"searchCriteria[sortOrders][{index}][direction]": "ASC"})
+    params.update({"searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": "1"})
+    return params
+
+
+def _error_message(response: requests.Response) -> str:
+    """Magento's ``{"message": "...%1...", "parameters": ...}`` with the placeholders filled in."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    message, parameters = str(body.get("message") or ""), body.get("parameters")
+    if isinstance(parameters, list):
+        parameters = {str(number): value for number, value in enumerate(parameters, start=1)}
+    for name, value in parameters.items() if isinstance(parameters, dict) else ():
+        message = message.replace(f"%{name}", str(value))
+    return message
+
+
+def _seconds(moment: datetime) -> int:
+    return int((moment - EPOCH).total_seconds())
+
+
+def _moment(seconds: int) -> str:
+    return (EPOCH + timedelta(seconds=seconds)).strftime(TIME_FORMAT)
+
+
+def _whole(entry: Mapping[str, Any], name: str) -> int:
+    """An id the walk orders or filters by; without one the answer cannot be paged."""
+    value = entry.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ProtocolError(f"list answer: {name} {value!r} is not an id")
+    return value
+
+
+def _updated_second(entry: Mapping[str, Any]) -> int:
+    try:
+        moment = _Fields(entry).time("updated_at")
+    except MappingError as error:
+        raise ProtocolError(f"list answer: {error}") from None
+    if moment is None:
+        raise ProtocolError("list answer: an entry without updated_at")
+    return _seconds(moment)
+
+
+UPDATED = _Key("updated_at", False, _updated_second, _moment)
+ENTITY = _Key("entity_id", True, lambda entry: _whole(entry, "entity_id"), str)
+
+
+def parse_page(number: int, orders: Sequence[Mapping[str, Any]], credit_memos: Sequence[Mapping[str, Any]] = (),
+               source: str = SOURCE) -> Page:
+    """Map a page of orders, each with the memos whose ``order_id`` is its ``entity_id``; a bad
+    order is rejected with its memos, as ``parse`` will want it again."""
+    memos_of: defaultdict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for memo in credit_memos:
+        memos_of[str(memo.get("order_id"))].append(memo)
+    page = Page(number)
+    for payload in orders:
+        memos = memos_of[str(payload.get("entity_id"))]
+        try:
+            page.orders.append(parse_order(payload, memos, source))
+        except MappingError as error:
+            identity = _identifier(payload.get("entity_id")), _identifier(payload.get("increment_id"))
+            page.rejected.append(Rejected(source, *identity, canonical_json(_stored(payload, memos)), str(error)))
+    return page
+
+
+def parse_stored(payload: Mapping[str, Any], source: str = SOURCE) -> Order:
+    """Map an order's stored ``raw_json`` payload again: the order with its memos inside."""
+    memos = payload.get(CREDITS_KEY) or []
+    if not isinstance(memos, list):
+        raise MappingError(f"{CREDITS_KEY}: expected a list, got {_kind(memos)}")
+    return parse_order({k: v for k, v in payload.items() if k != CREDITS_KEY}, memos, source)
+
+
+def parse_order(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, Any]] = (),
+                source: str = SOURCE) -> Order:
+    """One REST order and its credit memos into records; raises ``MappingError`` naming the first bad field."""
+    stored = _stored(payload, credit_memos)
+    order = _Fields(stored)
+    external_id = _required_text(order, "entity_id")
+    updated_at = order.time("updated_at") or order.time("created_at")
+    if updated_at is None:
+        raise MappingError("updated_at: missing, and created_at too")
+    billing = order.child("billing_address")
+    shipping = _shipping(order)
+    shipping_address = shipping.child("address") if shipping else None
+    payment = order.child("payment") or _Fields({}, "payment")
+    discount = order.decimal("discount_amount")
+    name = _full_name(order, "customer_firstname", "customer_lastname") or _billing_name(billing)
+    guest = str(order.data.get("customer_is_guest")).lower() in ("1", "true")
+    lines = _fold_items(order.objects("items"))
+    addresses: list[tuple[_Fields | None, AddressType]] = [(billing, "billing"), (shipping_address, "shipping")]
+    raw_json = canonical_json(stored)
+    return Order(
+        source=source, external_id=external_id, order_number=order.text("increment_id"),
+        status=order.text("status"), order_date=order.time("created_at"), source_updated_at=updated_at,
+        currency_code=order.text("order_currency_code"), customer_email=order.text("customer_email"),
+        customer_name=name, customer_external_id=None if guest else order.text("customer_id"),
+        subtotal=_net_subtotal(order), tax_amount=order.decimal("tax_amount"),
+        shipping_amount=order.decimal("shipping_amount"), shipping_tax_amount=order.decimal("shipping_tax_amount"),
+        shipping_incl_tax=order.decimal("shipping_incl_tax"), grand_total=order.decimal("grand_total"),
+        discount_amount=None if discount is None else abs(discount),
+        payment_method=payment.text("method"), payment_amount=payment.decimal("amount_paid"),
+        shipping_method=(shipping.text("method") if shipping else None) or order.text("shipping_description"),
+        notes=order.text("customer_note"), store_name=order.text("store_name"),
+        replaces_external_id=order.text("relation_parent_id"),  # an edited order names the one it replaces
+        replaces_order_number=order.text("relation_parent_real_id"),
+        raw_json=raw_json, content_hash=content_hash(raw_json),
+        items=[_item(amounts, product, line_no) for line_no, (amounts, product) in enumerate(lines, start=1)],
+        addresses=[_address(fields, kind) for fields, kind in addresses if fields is not None],
+        credits=[dataclasses.replace(_credit(memo), subtotal=_net_subtotal(memo)) for memo in order.objects(CREDITS_KEY)],
+    )
+
+
+def _net_subtotal(fields: _Fields) -> Decimal | None:
+    """Magento's ``subtotal`` is before discount; the contract's is the sum of line totals excluding
+    tax, after discount (as OneSaas reports it), so ``grand_total = subtotal + tax + shipping``."""
+    subtotal, discount = fields.decimal("subtotal"), fields.decimal("discount_amount")
+    return None if subtotal is None else subtotal + (discount or ZERO)  # discount_amount is negative
+
+
+def _stored(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {**payload, CREDITS_KEY: list(credit_memos)}
+
+
+def _shipping(order: _Fields) -> _Fields | None:
+    """Magento keeps the shipping address and method only in the first shipping assignment."""
+    extension = order.child("extension_attributes")
+    assignments = extension.objects("shipping_assignments") if extension else []
+    return assignments[0].child("shipping") if assignments else None
+
+
+def _fold_items(lines: list[_Fields]) -> list[tuple[_Fields, _Fields]]:
+    """Each sold product once, as (the line holding its amounts, the line naming the product).
+
+    Magento lists parents and children: a configurable parent holds the amounts and its simple
+    child the real SKU; a bundle is sold as one product, the parent, with its children's amounts
+    added up when the children carry the price (a fixed-price bundle carries it on the parent)."""
+    parents = {line.text("item_id") for line in lines} - {None}
+    children: defaultdict[str | None, list[_Fields]] = defaultdict(list)
+    for line in lines:
+        if line.text("parent_item_id") in parents:
+            children[line.text("parent_item_id")].append(line)
+    folded: list[tuple[_Fields, _Fields]] = []
+    for line in lines:
+        if line.text("parent_item_id") in parents:
+            continue
+        kids = children.get(line.text("item_id"), [])
+        if line.text("product_type") == "bundle":
+            priced = _summed(line, kids) if any(kid.decimal("price") for kid in kids) else line
+            folded.append((priced, line))
+        else:
+            folded.append((line, kids[0] if kids else line))
+    return folded
+
+
+_BUNDLE_AMOUNTS = ("price", "price_incl_tax", "tax_amount", "discount_amount", "row_total", "row_total_incl_tax")
+
+
+def _summed(parent: _Fields, children: list[_Fields]) -> _Fields:
+    """The bundle parent with its priced children's amounts added up (their tax rate is one)."""
+    data = dict(parent.data)
+    data.update({key: sum((child.decimal(key) or ZERO for child in children), ZERO) for key in _BUNDLE_AMOUNTS})
+    data["tax_percent"] = next((c.data.get("tax_percent") for c in children if c.data.get("tax_percent")), 0)
+    return _Fields(data, parent.path)
+
+
+def _item(amounts: _Fields, product: _Fields, line_no: int) -> Item:
+    """Magento's ``row_total_incl_tax`` is before the line's discount; the contract's line total is after it."""
+    rate = amounts.decimal("tax_percent")
+    discount = amounts.decimal("discount_amount")
+    row_total = amounts.decimal("row_total_incl_tax")
+    return Item(
+        line_no=line_no, sku=product.text("sku"), name=amounts.text("name"), product_id=product.text("product_id"),
+        quantity=amounts.decimal("qty_ordered"), unit_price_ex_tax=amounts.decimal("price"),
+        price_incl_tax=amounts.decimal("price_incl_tax"), tax_rate=None if rate is None else rate / 100,
+        tax_amount=amounts.decimal("tax_amount"), discount_amount=discount,
+        line_total_incl_tax=None if row_total is None else row_total - (discount or ZERO),
+    )
+
+
+def _billing_name(billing: _Fields | None) -> str | None:
+    """Who ordered when the order names nobody: the billing company, else the billing person."""
+    if billing is None:
+        return None
+    return (billing.text("company") or "").strip() or _full_name(billing, "firstname", "lastname")
+
+
+def _full_name(fields: _Fields | None, first: str, last: str) -> str | None:
+    if fields is None:
+        return None
+    return " ".join(part.strip() for part in (fields.text(first), fields.text(last)) if part and part.strip()) or None
+
+
+def _address(fields: _Fields, kind: AddressType) -> Address:
+    line1, line2 = _street(fields)
+    return Address(kind, line1=line1, line2=line2, **{attr: fields.text(key) for attr, key in _ADDRESS_KEYS.items()})
+
+
+def _street(address: _Fields) -> tuple[str | None, str | None]:
+    """Magento's street is a list of lines: the first is line1, the others joined are line2."""
+    value = address.data.get("street")
+    if value is None or isinstance(value, str):
+        return value or None, None
+    if not isinstance(value, list) or any(isinstance(line, (dict, list)) for line in value):
+        raise MappingError(f"{address.name('street')}: expected a list of lines, got {_kind(value)}")
+    lines = [str(line) for line in value if line not in (None, "")]
+    return (lines[0] if lines else None), (", ".join(lines[1:]) or None)

@@ -1,0 +1,128 @@
+"""The Magento REST source end to end: the CLI syncs the sandbox's REST API into SQLite and MariaDB
+and every stored row is compared with the store's truth as a REST client must see it."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from synclet import db
+from synclet.history import HISTORY
+from synclet.sandbox import Sandbox
+from synclet.store import ORDERS, REJECTS
+
+from conftest import run_cli
+from truth import differences
+
+NOW = datetime(2026, 3, 1, 12, 0, 0)
+SOURCE = "magento-rest"
+
+
+@pytest.fixture
+def shop() -> Iterator[Sandbox]:
+    with Sandbox(orders=700, seed=41, now=NOW) as sandbox:
+        yield sandbox
+
+
+def rest_env(shop: Sandbox, database_url: str, **extra: str) -> dict[str, str]:
+    return {**shop.env(rest=True, onesaas=False), "DATABASE_URL": database_url, "HTTP_MAX_RETRIES": "1",
+            "HTTP_BACKOFF_SECONDS": "0.01", "MAGENTO_REST_PAGE_SIZE": "50", **extra}
+
+
+def runs(database_url: str) -> list[dict]:
+    with db.connect(database_url).connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(HISTORY).where(HISTORY.c.source == SOURCE).order_by(HISTORY.c.id))]
+
+
+def mismatches(database_url: str, shop: Sandbox) -> list[str]:
+    return differences(db.connect(database_url), shop.truth(view="rest"), SOURCE)
+
+
+def test_backfill_changes_credit_memos_and_incremental_match_the_store(database_url: str, shop: Sandbox) -> None:
+    env = rest_env(shop, database_url)
+    first = run_cli("sync", env=env)
+    assert first.exit_code == 0, first.output
+    assert mismatches(database_url, shop) == []
+    assert runs(database_url)[-1]["orders_added"] == len(shop.truth(view="rest"))
+    cursor = runs(database_url)[-1]["cursor"]
+    changed = shop.update(count=30, updated_at=cursor)  # same second as the cursor
+    shop.update(count=20, updated_at=cursor + timedelta(seconds=3))  # some of these add credit memos
+    shop.add(count=15, created_at=cursor + timedelta(seconds=4))
+    second = run_cli("sync", env=env)
+    assert second.exit_code == 0, second.output
+    assert mismatches(database_url, shop) == []
+    run = runs(database_url)[-1]
+    assert run["sync_type"] == "incremental" and run["orders_added"] == 15 and run["orders_updated"] >= len(changed)
+
+
+def test_a_credit_memo_that_does_not_touch_its_order_is_still_picked_up(database_url: str, shop: Sandbox) -> None:
+    env = rest_env(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.store.credit_bumps_order = False  # the reference: not guaranteed to touch the order
+    before = {o["external_id"]: len(o["credits"]) for o in shop.truth(view="rest")}
+    updated_before = {o["external_id"]: o["source_updated_at"] for o in shop.truth(view="rest")}
+    for _ in range(10):
+        shop.update(count=5, updated_at=NOW + timedelta(minutes=1))
+    credited = [o for o in shop.truth(view="rest") if len(o["credits"]) > before[o["external_id"]]]
+    assert credited and any(o["source_updated_at"] == updated_before[o["external_id"]] for o in credited)
+    assert run_cli("sync", env=env).exit_code == 0
+    assert mismatches(database_url, shop) == []
+
+
+def test_an_interrupted_backfill_resumes_instead_of_starting_over(database_url: str, shop: Sandbox) -> None:
+    env = rest_env(shop, database_url)
+    shop.arm_fault(status=500, times=None, after=8)
+    failed = run_cli("sync", env=env)
+    assert failed.exit_code == 1
+    stopped = runs(database_url)[-1]
+    assert stopped["status"] == "failed" and stopped["cursor"] is not None and stopped["orders_added"] > 0
+    shop.clear_faults()
+    rerun = run_cli("sync", env=env)
+    assert rerun.exit_code == 0, rerun.output
+    resumed = runs(database_url)[-1]
+    assert resumed["sync_type"] == "initial" and resumed["cursor"] >= stopped["cursor"]
+    assert resumed["orders_added"] + resumed["orders_unchanged"] < len(shop.truth(view="rest"))  # did not start over
+    assert mismatches(database_url, shop) == []
+
+
+def test_one_order_the_shop_cannot_load_is_rejected_and_the_rest_stored(database_url: str, shop: Sandbox) -> None:
+    broken = 123
+    shop.store.rest_broken.add(broken)
+    result = run_cli("sync", env=rest_env(shop, database_url))
+    assert result.exit_code == 1
+    with db.connect(database_url).connect() as conn:
+        reject = conn.execute(select(REJECTS).where(REJECTS.c.source == SOURCE)).mappings().one()
+        stored = conn.execute(select(func.count()).select_from(ORDERS).where(ORDERS.c.source == SOURCE)).scalar()
+    assert reject["external_id"] == str(broken) and "Requested product doesn't exist" in reject["error_message"]
+    assert stored == len(shop.truth(view="rest"))  # the truth leaves out what no client can load
+    assert mismatches(database_url, shop) == []
+
+
+def test_a_page_size_above_the_shops_cap_is_halved(database_url: str) -> None:
+    with Sandbox(orders=400, seed=42, now=NOW, rest_max_page_size=60) as shop:
+        result = run_cli("sync", env=rest_env(shop, database_url, MAGENTO_REST_PAGE_SIZE="300"))
+        assert result.exit_code == 0, result.output
+        assert mismatches(database_url, shop) == []
+
+
+def test_a_wrong_token_names_the_setting(database_url: str, shop: Sandbox) -> None:
+    env = rest_env(shop, database_url, MAGENTO_TOKEN="not-the-token-1")
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 1 and "MAGENTO_TOKEN" in result.output and "not-the-token-1" not in result.output
+    checked = run_cli("test", env=env)
+    assert checked.exit_code == 1 and "✗ magento-rest" in checked.output
+
+
+def test_both_magento_sources_sync_side_by_side(database_url: str, shop: Sandbox) -> None:
+    env = {**shop.env(rest=True), "DATABASE_URL": database_url}
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 0, result.output
+    assert "magento: initial sync success" in result.output and "magento-rest: initial sync success" in result.output
+    assert differences(db.connect(database_url), shop.truth()) == []
+    assert mismatches(database_url, shop) == []
+    report = json.loads(run_cli("status", "--json", env=env).output)
+    assert sorted(s["source"] for s in report["sources"]) == ["magento", "magento-rest"]
+    assert run_cli("test", env=env).output.count("✓") == 3

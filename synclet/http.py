@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(520, 530))
 MAX_RETRY_AFTER_SECONDS = 300.0
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \ud800-\udfff: half of a pair, or alone
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Transient(Exception):
@@ -93,8 +96,13 @@ class HttpClient:
         asked = retry_after_seconds(error.response) if isinstance(error, _Transient) else None
         return backoff if asked is None else max(asked, backoff)
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send with retries; return a 2xx/3xx/4xx response, or raise after the last attempt."""
+    def request(
+        self, method: str, url: str, final: Callable[[requests.Response], bool] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """Send with retries; return a 2xx/3xx/4xx response, or raise after the last attempt.
+
+        ``final`` marks error answers no retry can mend (a store that cannot load one order
+        answers 500 every time): they are returned at once for the caller to handle."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Transient),
             stop=tenacity.stop_after_attempt(self.max_retries + 1) | tenacity.stop_after_delay(self.max_total_seconds),
@@ -103,12 +111,14 @@ class HttpClient:
             reraise=True,
         )
         try:
-            return retrying(self._send, method, url, **kwargs)
+            return retrying(self._send, method, url, final, **kwargs)
         except _Transient as error:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise RemoteError(self.mask(f"{error} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")) from None
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send(
+        self, method: str, url: str, final: Callable[[requests.Response], bool] | None, **kwargs: Any
+    ) -> requests.Response:
         where = self.describe(url)
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -118,7 +128,7 @@ class HttpClient:
             raise _Transient(f"{method} {where}: cannot connect ({_reason(error)})") from None
         except requests.RequestException as error:
             raise RemoteError(self.mask(f"{method} {where}: {_reason(error)}")) from None
-        if response.status_code in RETRY_STATUSES:
+        if response.status_code in RETRY_STATUSES and not (final is not None and final(response)):
             raise _Transient(f"{method} {where}: HTTP {response.status_code} {_snippet(response)}", response)
         return response
 
@@ -133,17 +143,63 @@ class HttpClient:
         return self.decode(response)
 
     def decode(self, response: requests.Response) -> Any:
-        """The JSON body of a successful response, or the typed error a person can act on."""
+        """The JSON body of a successful response, or the typed error a person can act on.
+
+        Hostile bodies still decode: invalid UTF-8 and lone surrogates (which no database driver
+        can encode) become U+FFFD; numbers become int or Decimal, never float, and ``NaN`` or
+        ``Infinity`` a non-finite Decimal that the parser rejects with the field it sits in."""
         where = f"{response.request.method} {self.describe(response.url)}"
         if response.status_code in (401, 403):
             raise AuthError(self.mask(f"{where}: HTTP {response.status_code}, credentials refused {_snippet(response)}"))
         if response.status_code >= 400:
             raise RemoteError(self.mask(f"{where}: HTTP {response.status_code} {_snippet(response)}"))
         try:
-            return json.loads(response.content, parse_float=Decimal)
+            text = response.content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            log.warning("%s: the answer is not valid UTF-8; undecodable bytes were read as U+FFFD", where)
+            text = response.content.decode("utf-8-sig", "replace")
+        try:
+            body = json.loads(text, parse_float=_json_fraction, parse_int=_json_int, parse_constant=Decimal)
+            if _SURROGATE_ESCAPE.search(response.content):  # valid pairs are already one character each
+                body = map_json(body, replace_lone_surrogates)
+        except RecursionError:
+            raise ProtocolError(self.mask(f"{where}: answer is nested too deeply to read {_snippet(response)}")) from None
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise ProtocolError(self.mask(f"{where}: answer is not JSON ({kind}) {_snippet(response)}")) from None
+        return body
+
+
+def map_json(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """A copy of decoded JSON with ``leaf`` applied to every object key and every scalar."""
+    if isinstance(value, dict):
+        return {leaf(key): map_json(item, leaf) for key, item in value.items()}
+    if isinstance(value, list):
+        return [map_json(item, leaf) for item in value]
+    return leaf(value)
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """Text with each unpaired surrogate (from a ``\\udXXX`` escape) as U+FFFD; other values as
+    they are. A lone surrogate is not a character: UTF-8, and so every database, refuses it."""
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def _json_fraction(text: str) -> Decimal | str:
+    """A JSON fraction as Decimal; one whose exponent even Decimal cannot hold stays text, for the
+    parser to reject by field rather than fail the page."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return text
+
+
+def _json_int(text: str) -> int | Decimal:
+    """A JSON integer; past Python's 4,300-digit conversion limit, a Decimal holding it exactly."""
+    try:
+        return int(text)
+    except ValueError:
+        return Decimal(text)
 
 
 def _snippet(response: requests.Response, limit: int = 120) -> str:

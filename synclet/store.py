@@ -82,9 +82,16 @@ def _fit(table: Table, row: dict[str, Any], label: str) -> dict[str, Any]:
     for name, limit in _LIMITS[table.name].items():
         value = row.get(name)
         if isinstance(value, str) and len(value) > limit:
-            log.warning("%s: %s.%s is %d characters; stored the first %d", label, table.name, name, len(value), limit)
+            log.warning("%s: %s.%s is %d characters; stored the first %d", _loggable(label), table.name, name, len(value), limit)
             row[name] = value[:limit]
     return row
+
+
+def _loggable(label: str, limit: int = 80) -> str:
+    """An order's label as one short log line: its number, like any value, may be long or hold
+    line breaks and control characters, which are shown escaped."""
+    text = label if label.isprintable() else repr(label)[1:-1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def unstorable(order: Order) -> str | None:

@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -138,3 +139,37 @@ def test_retry_after_is_waited_for(serve) -> None:  # type: ignore[no-untyped-de
     http.get_json(server.url)
     assert waits and waits[0] >= 1.0
     assert json.dumps(server.requests[0]).count("AccessKey") == 1
+
+
+# ---- hostile bodies: every one decodes into values the parsers and databases can take -----------
+
+
+def test_nan_infinity_and_huge_numbers_never_become_floats(serve) -> None:  # type: ignore[no-untyped-def]
+    huge = "9" * 5000  # past Python's int conversion limit
+    body = b'{"a": NaN, "b": Infinity, "c": -Infinity, "d": 1e400, "e": 1e9999999999999999999999, "f": ' + huge.encode() + b', "g": 7}'
+    decoded = client().get_json(serve((200, {}, body)).url)
+    assert [str(decoded[key]) for key in "abcd"] == ["NaN", "Infinity", "-Infinity", "1E+400"]
+    assert all(type(decoded[key]) is Decimal for key in "abcd")
+    assert decoded["e"] == "1e9999999999999999999999"  # beyond Decimal too: the text, for the parser to name
+    assert decoded["f"] == Decimal(huge) and (decoded["g"], type(decoded["g"])) == (7, int)
+
+
+def test_lone_surrogates_become_replacement_characters_and_pairs_stay(serve) -> None:  # type: ignore[no-untyped-def]
+    body = rb'{"name": "a\ud800b\uDFFFc", "emoji": "\ud83d\ude00", "\udc00key": ["\ud83d", "x\\ud800"], "raw": "' + "\ud800".encode("utf-8", "surrogatepass") + b'"}'
+    decoded = client().get_json(serve((200, {}, body)).url)
+    assert decoded == {"name": "a\ufffdb\ufffdc", "emoji": "😀", "\ufffdkey": ["\ufffd", "x\\ud800"], "raw": "\ufffd\ufffd\ufffd"}
+    json.dumps(decoded, ensure_ascii=False).encode("utf-8")  # nothing left that UTF-8 refuses
+
+
+def test_invalid_utf8_is_replaced_with_a_warning_and_a_bom_is_ignored(serve, caplog) -> None:  # type: ignore[no-untyped-def]
+    server = serve((200, {}, b'\xef\xbb\xbf{"name": "M\xfcller", "city": "K\xc3\xb6ln"}'))
+    with caplog.at_level("WARNING", logger="synclet.http"):
+        assert client().get_json(server.url) == {"name": "M\ufffdller", "city": "Köln"}
+    assert "not valid UTF-8" in caplog.text and SECRET not in caplog.text
+
+
+def test_a_body_nested_too_deeply_is_a_protocol_error(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve((200, {}, b"[" * 100_000 + b"]" * 100_000))
+    with pytest.raises(ProtocolError, match="nested too deeply") as caught:
+        client().get_json(server.url)
+    assert "\n" not in str(caught.value) and SECRET not in str(caught.value)

@@ -196,12 +196,52 @@ def test_dates_become_naive_utc(value: str, expected: datetime) -> None:
     (("Items",), {"0": {}}, "Items: expected a list, got dict"),
     (("Items",), [""], "Items[0]: expected an object, got str"),
     (("Credits",), "none", "Credits: expected a list, got str"),
+    (("Id",), "12 OR 1=1", "Id: '12 OR 1=1' is not an entity id"),
+    (("Id",), "7" * 21, "Id: '777777777777777777777' is not an entity id"),
+    (("Id",), True, "Id: 'True' is not an entity id"),
+    (("Total",), D("NaN"), "Total: 'NaN' is not a number"),
+    (("Total",), D("-Infinity"), "Total: '-Infinity' is not a number"),
+    (("Total",), D("1E+400"), "Total: '1E+400' is out of range"),
+    (("Discounts",), "9E+999999", "Discounts: '9E+999999' is out of range"),
+    (("Items", 2, "Quantity"), "1e999999", "Items[2].Quantity: '1e999999' is out of range"),
+    (("Date",), "0001-01-01T00:00:00+05:00", "Date: '0001-01-01T00:00:00+05:00' is out of range in UTC"),
+    (("LastUpdatedDate",), "9999-12-31T23:00:00-05:00", "LastUpdatedDate: '9999-12-31T23:00:00-05:00' is out of range"),
+    (("Total",), "9" * 10_000, "Total: '9999999999999999999999999999999999999"),
+    (("Notes",), {"x" * 10_000: ["\n" * 10_000]}, "Notes: expected text, got dict"),
+    (('ReplaceOrderNumber Id="1\n' + "2" * 10_000 + '"',), [], "'ReplaceOrderNumber Id=\"1\\n22222"),
 ])
 def test_malformed_order_raises_one_line_naming_the_field(path: tuple, value: object, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         parse_order(changed(load("order_full.json"), path, value))
     assert str(caught.value).startswith(message)
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_values_json_text_cannot_hold_are_kept_as_text_and_surrogates_as_replacement_characters() -> None:
+    payload = changed(load("order_full.json"), ("CustomFields",), {"CreditPoints": D("NaN"), "Fee": D("1E+400")})
+    payload = changed(payload, ("Notes",), "a\ud800b")
+    payload = changed(payload, ("Contact", "Addresses", "BillingAddress", "\udfffCity"), "\ud83d")
+
+    order = parse_order(payload)
+
+    assert order.notes == "a\ufffdb"
+    kept = json.loads(order.raw_json)  # strict JSON: no NaN or Infinity
+    assert kept["CustomFields"] == {"CreditPoints": "NaN", "Fee": "1E+400"}
+    assert kept["Contact"]["Addresses"]["BillingAddress"]["\ufffdCity"] == "\ufffd"
+    assert order.content_hash == content_hash(order.raw_json) == parse_order(payload).content_hash
+
+
+def test_a_rejected_payload_is_kept_storable() -> None:
+    entry = changed(changed(load("order_full.json"), ("Total",), D("Infinity")), ("Notes",), "\udc00")
+    (rejected,) = parse_page({"OneSaas Version": "4.2.0.6", "Orders": [entry]}, 0).rejected
+    assert (rejected.external_id, rejected.error) == ("1234", "Total: 'Infinity' is not a number")
+    assert json.loads(rejected.raw_json)["Notes"] == "\ufffd"
+
+
+def test_an_error_body_message_is_one_short_line() -> None:
+    with pytest.raises(RemoteError) as caught:
+        parse_page({"Error": "Deadlock\n" + "x" * 10_000}, 1)
+    assert str(caught.value).startswith("page 1: OneSaas error: Deadlock xxx") and len(str(caught.value)) < 300
 
 
 def test_neither_update_nor_creation_date_is_an_error() -> None:

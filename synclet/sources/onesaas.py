@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
+import reprlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,7 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from synclet.config import Settings
 from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, RemoteError
-from synclet.http import HttpClient
+from synclet.http import HttpClient, map_json, replace_lone_surrogates
 from synclet.records import Address, AddressType, Credit, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
 
@@ -30,6 +32,11 @@ CHECK_SINCE = "2000-01-01 00:00:00"  # earlier than any store, so the check find
 ONE_SECOND = timedelta(seconds=1)
 ZERO = Decimal("0")
 MONEY_PLACES = Decimal("0.0001")
+#: No amount comes near it, and the arithmetic on amounts stays far from Decimal's overflow.
+LARGEST_NUMBER = Decimal("1e100")
+ENTITY_ID = re.compile(r"[0-9]{1,20}")
+MESSAGE_VALUE_LIMIT = 80  # characters of a payload value quoted in an error message
+_UNSTORABLE_JSON = re.compile("NaN|Infinity|[\ud800-\udfff]")
 _REPLACES_KEY = re.compile(r'ReplaceOrderNumber\s+Id="([^"]*)"')
 _ADDRESS_KEYS = {
     "first_name": "FirstName", "last_name": "LastName", "company": "OrganizationName", "phone": "WorkPhone",
@@ -123,8 +130,12 @@ def parse_page(body: object, number: int, source: str = SOURCE) -> Page:
 
 def parse_order(payload: Mapping[str, Any], source: str = SOURCE) -> Order:
     """One OneSaas order into records; raises ``MappingError`` naming the first bad field."""
+    return _order(*_storable(payload), source)
+
+
+def _order(payload: Mapping[str, Any], raw_json: str, source: str) -> Order:
     order = _Fields(payload)
-    external_id = _required_text(order, "Id")
+    external_id = _entity_id(order)
     order_date = order.time("Date")
     updated_at = order.time("LastUpdatedDate") or order_date
     if updated_at is None:
@@ -136,7 +147,6 @@ def parse_order(payload: Mapping[str, Any], source: str = SOURCE) -> Order:
     payment_method, payment_amount = _payment(order)
     replaces_external_id, replaces_order_number = _replaces(order)
     discounts = order.decimal("Discounts")
-    raw_json = canonical_json(payload)
     return Order(
         source=source, external_id=external_id, order_number=order.text("OrderNumber"),
         status=order.text("Status"), order_date=order_date, source_updated_at=updated_at,
@@ -164,7 +174,10 @@ class _Fields:
     path: str = ""
 
     def name(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        """The path of ``key``; a key from the payload itself (``ReplaceOrderNumber Id="…"``) is
+        shown quoted and cut when it is long or holds control characters."""
+        shown = key if len(key) <= 40 and key.isprintable() else _shown(key)
+        return f"{self.path}.{shown}" if self.path else shown
 
     def text(self, key: str) -> str | None:
         value = self.data.get(key)
@@ -182,7 +195,9 @@ class _Fields:
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite():
-            raise MappingError(f"{self.name(key)}: {value!r} is not a number")
+            raise MappingError(f"{self.name(key)}: {_shown(value)} is not a number")
+        if number.copy_abs() >= LARGEST_NUMBER:
+            raise MappingError(f"{self.name(key)}: {_shown(value)} is out of range")
         return number
 
     def time(self, key: str) -> datetime | None:
@@ -195,8 +210,13 @@ class _Fields:
         except ValueError:
             parsed = None
         if parsed is None:
-            raise MappingError(f"{self.name(key)}: {value!r} is not a date")
-        return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+            raise MappingError(f"{self.name(key)}: {_shown(value)} is not a date")
+        if parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # the offset moves it before year 1 or past 9999
+            raise MappingError(f"{self.name(key)}: {_shown(value)} is out of range in UTC") from None
 
     def child(self, key: str) -> _Fields | None:
         """A nested object; PHP writes an empty one as ``[]``, so that counts as absent too."""
@@ -242,18 +262,39 @@ def _raise_error_body(body: object, where: str) -> None:
     """OneSaas reports every failure as HTTP 200 ``{"Error": ...}``; a wrong key is an AuthError."""
     if not isinstance(body, dict) or "Error" not in body:
         return
-    text = " ".join(str(body["Error"]).split())
+    text = _cut(" ".join(replace_lone_surrogates(str(body["Error"])).split()), 200)
     if text.lower() == "invalid api key":
         raise AuthError(f"{where}: OneSaas refused the access key ({text}); check MAGENTO_ACCESS_KEY")
     raise RemoteError(f"{where}: OneSaas error: {text}")
 
 
 def _map_entry(entry: dict[str, Any], source: str) -> Order | Rejected:
+    payload, raw_json = _storable(entry)
     try:
-        return parse_order(entry, source)
+        return _order(payload, raw_json, source)
     except MappingError as error:
-        number = _identifier(entry.get("OrderNumber"))
-        return Rejected(source, _identifier(entry.get("Id")), number, canonical_json(entry), str(error))
+        number = _identifier(payload.get("OrderNumber"))
+        return Rejected(source, _identifier(payload.get("Id")), number, raw_json, str(error))
+
+
+def _storable(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The payload to map and its canonical JSON, both storable as they are.
+
+    JSON text holds no NaN or Infinity (nor a number past a float's range, which ``canonical_json``
+    writes through one) and UTF-8 no lone surrogate. The rare payload holding one is mapped and
+    kept with such numbers as their text (a field that needs one then rejects it by name) and such
+    surrogates as U+FFFD; every other payload is used as it is."""
+    raw_json = canonical_json(payload)
+    if _UNSTORABLE_JSON.search(raw_json) is None:
+        return payload, raw_json
+    payload = map_json(payload, _storable_scalar)
+    return payload, canonical_json(payload)
+
+
+def _storable_scalar(value: Any) -> Any:
+    if isinstance(value, (Decimal, float)) and not math.isfinite(value):
+        return str(value)
+    return replace_lone_surrogates(value)
 
 
 def _has_identity(entry: object) -> bool:
@@ -272,6 +313,20 @@ def _blank(value: object) -> bool:
 
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MESSAGE_VALUE_LIMIT
+
+
+def _shown(value: object) -> str:
+    """A payload value as an error message quotes it: on one line, control characters escaped, and
+    short, whatever the size of the value."""
+    return _cut(str(value) if isinstance(value, Decimal) else _REPR.repr(value))
+
+
+def _cut(text: str, limit: int = MESSAGE_VALUE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _item(line: _Fields, line_no: int) -> Item:
@@ -362,6 +417,15 @@ def _credit(credit: _Fields) -> Credit:
         source_updated_at=credit.time("updated_at"),
         **{amount: credit.decimal(amount) for amount in _CREDIT_AMOUNTS},
     )
+
+
+def _entity_id(order: _Fields) -> str:
+    """``Id`` is Magento's ``entity_id``, an integer. Free text cannot be a key: MariaDB's collation
+    folds case, accents and trailing spaces, so two such ids could land on one stored order."""
+    external_id = _required_text(order, "Id")
+    if not ENTITY_ID.fullmatch(external_id):
+        raise MappingError(f"Id: {_shown(external_id)} is not an entity id (1 to 20 digits)")
+    return external_id
 
 
 def _required_text(fields: _Fields, key: str) -> str:

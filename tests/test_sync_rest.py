@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -126,3 +127,11 @@ def test_both_magento_sources_sync_side_by_side(database_url: str, shop: Sandbox
     report = json.loads(run_cli("status", "--json", env=env).output)
     assert sorted(s["source"] for s in report["sources"]) == ["magento", "magento-rest"]
     assert run_cli("test", env=env).output.count("✓") == 3
+
+
+def test_an_unloadable_order_costs_no_retries(database_url: str, shop: Sandbox) -> None:
+    shop.store.rest_broken.add(50)
+    env = rest_env(shop, database_url, HTTP_MAX_RETRIES="5", HTTP_BACKOFF_SECONDS="30")
+    result = run_cli("sync", env=env)  # with retries each narrowing step would wait minutes
+    assert result.exit_code == 1 and "1 order(s) rejected" in result.output
+    assert "retry" not in Path("synclet.log").read_text()

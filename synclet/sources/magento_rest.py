@@ -42,7 +42,6 @@ PRODUCT_MISSING = "Requested product doesn't exist"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPOCH = datetime(1970, 1, 1)
 ZERO = Decimal("0")
-_PRODUCT_MISSING_TEXT = re.compile(r"Requested product doesn\\?'t exist")  # also inside a repr'd snippet
 _PAGE_SIZE_CAP = re.compile(r"Maximum SearchCriteria pageSize is (\d+)?")
 _ADDRESS_KEYS = {
     "first_name": "firstname", "last_name": "lastname", "company": "company", "phone": "telephone",
@@ -201,13 +200,8 @@ class MagentoRestSource:
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET under ``/V1/``; Magento's deleted-product and page-size errors become typed ones."""
         url = self.url + path
-        try:
-            response = self.http.request("GET", url, params=params, headers=self.headers)
-        except RemoteError as error:  # a 5xx after retries: only the message's text is left
-            if _PRODUCT_MISSING_TEXT.search(str(error)):
-                raise _ProductMissing(str(error)) from None
-            raise
-        message = _error_message(response) if response.status_code in (400, 404) else ""
+        response = self.http.request("GET", url, final=_product_missing, params=params, headers=self.headers)
+        message = _error_message(response) if response.status_code in (400, 404, 500) else ""
         if message:  # Magento's own words, placeholders filled: the page-size cap, a deleted product
             error = _ProductMissing if PRODUCT_MISSING in message else RemoteError
             raise error(f"GET {self.http.describe(url)}: HTTP {response.status_code} {message}")
@@ -307,6 +301,11 @@ def search_criteria(filters: Sequence[Filter], sort: Sequence[str], page_size: i
                        f"searchCriteria[sortOrders][{index}][direction]": "ASC"})
     params.update({"searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": "1"})
     return params
+
+
+def _product_missing(response: requests.Response) -> bool:
+    """A 500 saying an ordered product is gone: the same answer every time, so never retried."""
+    return PRODUCT_MISSING in _error_message(response)
 
 
 def _error_message(response: requests.Response) -> str:

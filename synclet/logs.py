@@ -10,6 +10,13 @@ from tqdm import tqdm
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"  # asctime: YYYY-MM-DD HH:MM:SS,mmm
 
 
+def loggable(text: str, limit: int = 80) -> str:
+    """A value from a payload (an order number, a name) fit for one short log line: line breaks
+    and control characters shown escaped, long values cut."""
+    shown = text if text.isprintable() else repr(text)[1:-1]
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 class MaskSecrets(logging.Filter):
     """Replaces configured secrets in every record, whatever code logged it."""
 

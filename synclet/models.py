@@ -38,6 +38,10 @@ Money = Numeric(18, 4)
 Quantity = Numeric(18, 4)
 Rate = Numeric(10, 6)
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# A source's identifiers compare byte for byte: under MariaDB's default collation "a7" and "A7"
+# would be one order.
+Identity = String(64).with_variant(mysql.VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb")
+RejectKey = String(80).with_variant(mysql.VARCHAR(80, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 NAME_LENGTH = 255
 # utf8mb4 whatever the server default: names and notes carry emoji; InnoDB for transactions and FKs.
@@ -60,7 +64,7 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
-    external_id: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(Identity)
     order_number: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str | None] = mapped_column(String(64))
     order_date: Mapped[datetime | None] = mapped_column(DateTime)
@@ -193,7 +197,7 @@ class RejectedOrder(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
-    reject_key: Mapped[str] = mapped_column(String(80))  # external id, or a hash when it has none
+    reject_key: Mapped[str] = mapped_column(RejectKey)  # external id, or a hash when it has none
     external_id: Mapped[str | None] = mapped_column(String(64))
     order_number: Mapped[str | None] = mapped_column(String(64))
     raw_json: Mapped[str] = mapped_column(LongText)

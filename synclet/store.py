@@ -19,6 +19,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection
 
 from synclet.history import HISTORY
+from synclet.logs import loggable
 from synclet.models import OrderAddress, OrderCredit, OrderItem, RejectedOrder
 from synclet.models import Order as OrderModel
 from synclet.records import Order, Rejected
@@ -32,6 +33,7 @@ CREDITS: Table = OrderCredit.__table__  # type: ignore[assignment]
 REJECTS: Table = RejectedOrder.__table__  # type: ignore[assignment]
 
 IN_CHUNK = 500  # well under every driver's parameter limit
+ID_LENGTH = ORDERS.c.external_id.type.length
 
 
 @dataclass
@@ -82,21 +84,16 @@ def _fit(table: Table, row: dict[str, Any], label: str) -> dict[str, Any]:
     for name, limit in _LIMITS[table.name].items():
         value = row.get(name)
         if isinstance(value, str) and len(value) > limit:
-            log.warning("%s: %s.%s is %d characters; stored the first %d", _loggable(label), table.name, name, len(value), limit)
+            log.warning("%s: %s.%s is %d characters; stored the first %d", loggable(label), table.name, name, len(value), limit)
             row[name] = value[:limit]
     return row
-
-
-def _loggable(label: str, limit: int = 80) -> str:
-    """An order's label as one short log line: its number, like any value, may be long or hold
-    line breaks and control characters, which are shown escaped."""
-    text = label if label.isprintable() else repr(label)[1:-1]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def unstorable(order: Order) -> str | None:
     """Why ``order`` cannot be stored faithfully (an amount or date beyond what its column holds),
     or None. Such an order is rejected whole rather than stored altered or failing its page."""
+    if len(order.external_id) > ID_LENGTH:
+        return f"external_id: {len(order.external_id)} characters, more than the {ID_LENGTH} an identity may have"
     parts: list[tuple[Table, object, str]] = [(ORDERS, order, "")]
     parts += [(ITEMS, item, f"line {item.line_no} ") for item in order.items]
     parts += [(CREDITS, credit, f"credit {credit.external_id} ") for credit in order.credits]

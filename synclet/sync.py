@@ -25,10 +25,12 @@ from synclet.config import Settings
 from synclet.errors import EXIT_FAILED, EXIT_OK, MappingError, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
+from synclet.logs import loggable
 from synclet.records import Order, Page, Rejected
 from synclet.sources import Source, Window
 
 log = logging.getLogger(__name__)
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -224,13 +226,25 @@ def _commit_page(conn: Connection, source: str, page: Page, history_id: int, res
             store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
         if page.rejected:
             store.save_rejects(conn, page.rejected, history_id, now)
-        newest = max((o.source_updated_at for o in page.orders), default=None) if page.advances_cursor else None
+        newest = _newest_plausible(page) if page.advances_cursor else None
         cursor = max(filter(None, (result.cursor, newest)), default=None)
         pending = _advance(result.counts, page, outcome)
         history.record_progress(conn, history_id, pending, cursor)
     result.counts, result.cursor = pending, cursor
     _log_orders(source, outcome)
     _log_page(source, page)
+
+
+def _newest_plausible(page: Page) -> datetime | None:
+    """The newest ``updated_at`` of the page, leaving out times more than a day ahead of this
+    machine's clock: one order stamped 2099 must not make every later run read nothing."""
+    horizon = utc_now() + FUTURE_TOLERANCE
+    plausible = [o.source_updated_at for o in page.orders if o.source_updated_at <= horizon]
+    for order in page.orders:
+        if order.source_updated_at > horizon:
+            log.warning("%s %s: updated_at %s is in the future; it does not move the cursor",
+                        order.source, _label(order.order_number, order.external_id), order.source_updated_at)
+    return max(plausible, default=None)
 
 
 def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCounts:
@@ -244,11 +258,15 @@ def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCo
     )
 
 
+def _label(order_number: str | None, external_id: str | None) -> str:
+    return loggable(order_number or external_id or "(no id)")
+
+
 def _log_orders(source: str, outcome: store.PageOutcome) -> None:
     for order in outcome.added:
-        log.info("[+] Adding new order to local system: %s %s", source, order.order_number or order.external_id)
+        log.info("[+] Adding new order to local system: %s %s", source, _label(order.order_number, order.external_id))
     for order in outcome.updated:
-        log.info("[*] Replacing order in local system: %s %s", source, order.order_number or order.external_id)
+        log.info("[*] Replacing order in local system: %s %s", source, _label(order.order_number, order.external_id))
 
 
 def _log_page(source: str, page: Page) -> None:
@@ -258,7 +276,7 @@ def _log_page(source: str, page: Page) -> None:
             page.number, source, extra={"console": False},  # counted in the summary line
         )
     for rejected in page.rejected:
-        log.error("Rejected order %s %s: %s", source, rejected.order_number or rejected.external_id or "(no id)", rejected.error)
+        log.error("Rejected order %s %s: %s", source, _label(rejected.order_number, rejected.external_id), rejected.error)
 
 
 def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult, started: float) -> None:

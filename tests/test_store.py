@@ -153,3 +153,13 @@ def test_amounts_beyond_four_places_round_half_up_on_both_databases(database_url
         discounts = conn.execute(select(store.ITEMS.c.discount_amount, store.ITEMS.c.tax_rate).order_by(store.ITEMS.c.line_no)).all()
     assert total == Decimal("0.0001")
     assert discounts[0][0] == Decimal("57.2813") and discounts[1][1] == Decimal("0.000001")
+
+
+def test_identities_differing_only_in_case_are_two_orders(database_url: str) -> None:
+    engine = db.connect(database_url)
+    db.ensure_schema(engine)
+    with engine.begin() as conn:
+        outcome = store.save_page(conn, "magento", [make_order("a7"), make_order("A7")], NOW)
+        assert len(outcome.added) == 2
+        assert conn.execute(select(func.count()).select_from(store.ORDERS)).scalar() == 2
+    assert store.unstorable(make_order("9" * 65)) == "external_id: 65 characters, more than the 64 an identity may have"

@@ -304,3 +304,22 @@ def test_rejects_are_retried_until_they_map_or_are_superseded(database_url: str,
     with db.connect(database_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(REJECTS)).scalar() == 0
     assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_a_future_update_time_does_not_move_the_cursor(database_url: str, shop: Sandbox) -> None:
+    shop.store.override(4, {"LastUpdatedDate": "2099-12-31 23:59:59"})
+    env = settings_for(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 0
+    assert last_history(database_url)["cursor"] < datetime(2030, 1, 1)
+    shop.update(ids=[9], updated_at=NOW + timedelta(minutes=5))
+    assert run_cli("sync", env=env).exit_code == 0
+    assert last_history(database_url)["orders_updated"] == 1
+    assert "is in the future; it does not move the cursor" in Path("synclet.log").read_text()
+
+
+def test_log_lines_stay_one_line_whatever_the_order_number(shop: Sandbox) -> None:
+    shop.store.override(6, {"OrderNumber": "0006\n2026-01-01 00:00:00,000 - INFO - forged" + "x" * 500})
+    assert run_cli("sync", env=settings_for(shop, "sqlite:///synclet.db")).exit_code == 0
+    lines = Path("synclet.log").read_text(encoding="utf-8").splitlines()
+    assert all(LOG_LINE.match(line) and len(line) < 400 for line in lines)
+    assert not any(line.startswith("2026-01-01 00:00:00,000") for line in lines)

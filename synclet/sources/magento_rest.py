@@ -30,7 +30,7 @@ from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, 
 from synclet.http import HttpClient
 from synclet.records import Address, AddressType, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
-from synclet.sources.onesaas import _credit, _Fields, _identifier, _kind, _required_text
+from synclet.sources.fields import Fields, credit_memo, identifier, required_text, type_name
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class MagentoRestSource:
         body = self._get("orders", {"searchCriteria[pageSize]": "1"})
         total = body.get("total_count") if isinstance(body, dict) else None
         if not isinstance(total, int):
-            raise ProtocolError(f"{self.http.describe(self.url)}orders: not a Magento REST answer ({_kind(body)})")
+            raise ProtocolError(f"{self.http.describe(self.url)}orders: not a Magento REST answer ({type_name(body)})")
         return f"Magento REST, {total} orders"
 
     def pages(self, window: Window) -> Iterator[Page]:
@@ -167,7 +167,7 @@ class MagentoRestSource:
             return Rejected(self.name, str(entity_id), None, canonical_json({"entity_id": entity_id}),
                             f"{PRODUCT_MISSING} (the order cannot be loaded)")
         if not isinstance(order, dict):
-            raise ProtocolError(f"{self.http.describe(self.url)}orders/{entity_id}: not an order ({_kind(order)})")
+            raise ProtocolError(f"{self.http.describe(self.url)}orders/{entity_id}: not an order ({type_name(order)})")
         return order
 
     def _list(self, path: str, filters: Sequence[Filter], sort: Sequence[str]) -> tuple[list[dict[str, Any]], bool]:
@@ -342,7 +342,7 @@ def _whole(entry: Mapping[str, Any], name: str) -> int:
 
 def _updated_second(entry: Mapping[str, Any]) -> int:
     try:
-        moment = _Fields(entry).time("updated_at")
+        moment = Fields(entry).time("updated_at")
     except MappingError as error:
         raise ProtocolError(f"list answer: {error}") from None
     if moment is None:
@@ -367,7 +367,7 @@ def parse_page(number: int, orders: Sequence[Mapping[str, Any]], credit_memos: S
         try:
             page.orders.append(parse_order(payload, memos, source))
         except MappingError as error:
-            identity = _identifier(payload.get("entity_id")), _identifier(payload.get("increment_id"))
+            identity = identifier(payload.get("entity_id")), identifier(payload.get("increment_id"))
             page.rejected.append(Rejected(source, *identity, canonical_json(_stored(payload, memos)), str(error)))
     return page
 
@@ -376,7 +376,7 @@ def parse_stored(payload: Mapping[str, Any], source: str = SOURCE) -> Order:
     """Map an order's stored ``raw_json`` payload again: the order with its memos inside."""
     memos = payload.get(CREDITS_KEY) or []
     if not isinstance(memos, list):
-        raise MappingError(f"{CREDITS_KEY}: expected a list, got {_kind(memos)}")
+        raise MappingError(f"{CREDITS_KEY}: expected a list, got {type_name(memos)}")
     return parse_order({k: v for k, v in payload.items() if k != CREDITS_KEY}, memos, source)
 
 
@@ -384,20 +384,20 @@ def parse_order(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, 
                 source: str = SOURCE) -> Order:
     """One REST order and its credit memos into records; raises ``MappingError`` naming the first bad field."""
     stored = _stored(payload, credit_memos)
-    order = _Fields(stored)
-    external_id = _required_text(order, "entity_id")
+    order = Fields(stored)
+    external_id = required_text(order, "entity_id")
     updated_at = order.time("updated_at") or order.time("created_at")
     if updated_at is None:
         raise MappingError("updated_at: missing, and created_at too")
     billing = order.child("billing_address")
     shipping = _shipping(order)
     shipping_address = shipping.child("address") if shipping else None
-    payment = order.child("payment") or _Fields({}, "payment")
+    payment = order.child("payment") or Fields({}, "payment")
     discount = order.decimal("discount_amount")
     name = _full_name(order, "customer_firstname", "customer_lastname") or _billing_name(billing)
     guest = str(order.data.get("customer_is_guest")).lower() in ("1", "true")
     lines = _fold_items(order.objects("items"))
-    addresses: list[tuple[_Fields | None, AddressType]] = [(billing, "billing"), (shipping_address, "shipping")]
+    addresses: list[tuple[Fields | None, AddressType]] = [(billing, "billing"), (shipping_address, "shipping")]
     raw_json = canonical_json(stored)
     return Order(
         source=source, external_id=external_id, order_number=order.text("increment_id"),
@@ -416,11 +416,11 @@ def parse_order(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, 
         raw_json=raw_json, content_hash=content_hash(raw_json),
         items=[_item(amounts, product, line_no) for line_no, (amounts, product) in enumerate(lines, start=1)],
         addresses=[_address(fields, kind) for fields, kind in addresses if fields is not None],
-        credits=[dataclasses.replace(_credit(memo), subtotal=_net_subtotal(memo)) for memo in order.objects(CREDITS_KEY)],
+        credits=[dataclasses.replace(credit_memo(memo), subtotal=_net_subtotal(memo)) for memo in order.objects(CREDITS_KEY)],
     )
 
 
-def _net_subtotal(fields: _Fields) -> Decimal | None:
+def _net_subtotal(fields: Fields) -> Decimal | None:
     """Magento's ``subtotal`` is before discount; the contract's is the sum of line totals excluding
     tax, after discount (as OneSaas reports it), so ``grand_total = subtotal + tax + shipping``."""
     subtotal, discount = fields.decimal("subtotal"), fields.decimal("discount_amount")
@@ -431,25 +431,25 @@ def _stored(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, Any]
     return {**payload, CREDITS_KEY: list(credit_memos)}
 
 
-def _shipping(order: _Fields) -> _Fields | None:
+def _shipping(order: Fields) -> Fields | None:
     """Magento keeps the shipping address and method only in the first shipping assignment."""
     extension = order.child("extension_attributes")
     assignments = extension.objects("shipping_assignments") if extension else []
     return assignments[0].child("shipping") if assignments else None
 
 
-def _fold_items(lines: list[_Fields]) -> list[tuple[_Fields, _Fields]]:
+def _fold_items(lines: list[Fields]) -> list[tuple[Fields, Fields]]:
     """Each sold product once, as (the line holding its amounts, the line naming the product).
 
     Magento lists parents and children: a configurable parent holds the amounts and its simple
     child the real SKU; a bundle is sold as one product, the parent, with its children's amounts
     added up when the children carry the price (a fixed-price bundle carries it on the parent)."""
     parents = {line.text("item_id") for line in lines} - {None}
-    children: defaultdict[str | None, list[_Fields]] = defaultdict(list)
+    children: defaultdict[str | None, list[Fields]] = defaultdict(list)
     for line in lines:
         if line.text("parent_item_id") in parents:
             children[line.text("parent_item_id")].append(line)
-    folded: list[tuple[_Fields, _Fields]] = []
+    folded: list[tuple[Fields, Fields]] = []
     for line in lines:
         if line.text("parent_item_id") in parents:
             continue
@@ -465,15 +465,15 @@ def _fold_items(lines: list[_Fields]) -> list[tuple[_Fields, _Fields]]:
 _BUNDLE_AMOUNTS = ("price", "price_incl_tax", "tax_amount", "discount_amount", "row_total", "row_total_incl_tax")
 
 
-def _summed(parent: _Fields, children: list[_Fields]) -> _Fields:
+def _summed(parent: Fields, children: list[Fields]) -> Fields:
     """The bundle parent with its priced children's amounts added up (their tax rate is one)."""
     data = dict(parent.data)
     data.update({key: sum((child.decimal(key) or ZERO for child in children), ZERO) for key in _BUNDLE_AMOUNTS})
     data["tax_percent"] = next((c.data.get("tax_percent") for c in children if c.data.get("tax_percent")), 0)
-    return _Fields(data, parent.path)
+    return Fields(data, parent.path)
 
 
-def _item(amounts: _Fields, product: _Fields, line_no: int) -> Item:
+def _item(amounts: Fields, product: Fields, line_no: int) -> Item:
     """Magento's ``row_total_incl_tax`` is before the line's discount; the contract's line total is after it."""
     rate = amounts.decimal("tax_percent")
     discount = amounts.decimal("discount_amount")
@@ -487,30 +487,30 @@ def _item(amounts: _Fields, product: _Fields, line_no: int) -> Item:
     )
 
 
-def _billing_name(billing: _Fields | None) -> str | None:
+def _billing_name(billing: Fields | None) -> str | None:
     """Who ordered when the order names nobody: the billing company, else the billing person."""
     if billing is None:
         return None
     return (billing.text("company") or "").strip() or _full_name(billing, "firstname", "lastname")
 
 
-def _full_name(fields: _Fields | None, first: str, last: str) -> str | None:
+def _full_name(fields: Fields | None, first: str, last: str) -> str | None:
     if fields is None:
         return None
     return " ".join(part.strip() for part in (fields.text(first), fields.text(last)) if part and part.strip()) or None
 
 
-def _address(fields: _Fields, kind: AddressType) -> Address:
+def _address(fields: Fields, kind: AddressType) -> Address:
     line1, line2 = _street(fields)
     return Address(kind, line1=line1, line2=line2, **{attr: fields.text(key) for attr, key in _ADDRESS_KEYS.items()})
 
 
-def _street(address: _Fields) -> tuple[str | None, str | None]:
+def _street(address: Fields) -> tuple[str | None, str | None]:
     """Magento's street is a list of lines: the first is line1, the others joined are line2."""
     value = address.data.get("street")
     if value is None or isinstance(value, str):
         return value or None, None
     if not isinstance(value, list) or any(isinstance(line, (dict, list)) for line in value):
-        raise MappingError(f"{address.name('street')}: expected a list of lines, got {_kind(value)}")
+        raise MappingError(f"{address.name('street')}: expected a list of lines, got {type_name(value)}")
     lines = [str(line) for line in value if line not in (None, "")]
     return (lines[0] if lines else None), (", ".join(lines[1:]) or None)

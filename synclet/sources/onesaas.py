@@ -11,18 +11,25 @@ import itertools
 import logging
 import math
 import re
-import reprlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar, NamedTuple
 
 from synclet.config import Settings
 from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, RemoteError
 from synclet.http import HttpClient, map_json, replace_lone_surrogates
-from synclet.records import Address, AddressType, Credit, Item, Order, Page, Rejected, canonical_json, content_hash
+from synclet.records import Address, AddressType, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
+from synclet.sources.fields import (
+    Fields,
+    credit_memo,
+    cut,
+    identifier,
+    quoted,
+    required_text,
+    type_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +40,7 @@ ONE_SECOND = timedelta(seconds=1)
 ZERO = Decimal("0")
 MONEY_PLACES = Decimal("0.0001")
 #: No amount comes near it, and the arithmetic on amounts stays far from Decimal's overflow.
-LARGEST_NUMBER = Decimal("1e100")
 ENTITY_ID = re.compile(r"[0-9]{1,20}")
-MESSAGE_VALUE_LIMIT = 80  # characters of a payload value quoted in an error message
 _UNSTORABLE_JSON = re.compile("NaN|Infinity|[\ud800-\udfff]")
 _REPLACES_KEY = re.compile(r'ReplaceOrderNumber\s+Id="([^"]*)"')
 _ADDRESS_KEYS = {
@@ -43,7 +48,6 @@ _ADDRESS_KEYS = {
     "line1": "Line1", "line2": "Line2", "city": "City", "region": "State", "postcode": "PostCode",
     "country_code": "CountryCode",
 }
-_CREDIT_AMOUNTS = ("subtotal", "tax_amount", "shipping_amount", "adjustment_positive", "adjustment_negative", "grand_total")
 
 
 class OneSaasSource:
@@ -72,7 +76,7 @@ class OneSaasSource:
             return "OneSaas (no orders yet)"
         if isinstance(body, dict) and "OneSaas Version" in body:
             return f"OneSaas {body['OneSaas Version']}"
-        raise ProtocolError(f"{self.http.describe(self.base_url)}: not a OneSaas answer ({_kind(body)})")
+        raise ProtocolError(f"{self.http.describe(self.base_url)}: not a OneSaas answer ({type_name(body)})")
 
     def pages(self, window: Window) -> Iterator[Page]:
         """Pages from 0 until ``""``, a short page, or a page holding only orders already read."""
@@ -134,13 +138,13 @@ def parse_order(payload: Mapping[str, Any], source: str = SOURCE) -> Order:
 
 
 def _order(payload: Mapping[str, Any], raw_json: str, source: str) -> Order:
-    order = _Fields(payload)
+    order = Fields(payload)
     external_id = _entity_id(order)
     order_date = order.time("Date")
     updated_at = order.time("LastUpdatedDate") or order_date
     if updated_at is None:
         raise MappingError("LastUpdatedDate: missing, and Date too")
-    contact = order.child("Contact") or _Fields({}, "Contact")
+    contact = order.child("Contact") or Fields({}, "Contact")
     items = [_item(line, line_no) for line_no, line in enumerate(order.objects("Items"), start=1)]
     shipping = _shipping(order)
     subtotal, tax_amount = _totals(items, shipping.tax)
@@ -162,84 +166,8 @@ def _order(payload: Mapping[str, Any], raw_json: str, source: str) -> Order:
         replaces_external_id=replaces_external_id, replaces_order_number=replaces_order_number,
         raw_json=raw_json, content_hash=content_hash(raw_json),
         items=items, addresses=_addresses(order, contact),
-        credits=[_credit(credit) for credit in order.objects("Credits")],
+        credits=[credit_memo(credit) for credit in order.objects("Credits")],
     )
-
-
-@dataclass(frozen=True)
-class _Fields:
-    """A JSON object plus its path, so every conversion error names the exact field."""
-
-    data: Mapping[str, Any]
-    path: str = ""
-
-    def name(self, key: str) -> str:
-        """The path of ``key``; a key from the payload itself (``ReplaceOrderNumber Id="…"``) is
-        shown quoted and cut when it is long or holds control characters."""
-        shown = key if len(key) <= 40 and key.isprintable() else _shown(key)
-        return f"{self.path}.{shown}" if self.path else shown
-
-    def text(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if isinstance(value, (dict, list)):
-            raise MappingError(f"{self.name(key)}: expected text, got {_kind(value)}")
-        return value if value is None or isinstance(value, str) else str(value)
-
-    def decimal(self, key: str) -> Decimal | None:
-        """Strings and JSON numbers alike; never via float, so no cent is lost."""
-        value = self.data.get(key)
-        if _blank(value):
-            return None
-        try:
-            number = Decimal(value) if isinstance(value, (int, Decimal, str)) and not isinstance(value, bool) else None
-        except InvalidOperation:
-            number = None
-        if number is None or not number.is_finite():
-            raise MappingError(f"{self.name(key)}: {_shown(value)} is not a number")
-        if number.copy_abs() >= LARGEST_NUMBER:
-            raise MappingError(f"{self.name(key)}: {_shown(value)} is out of range")
-        return number
-
-    def time(self, key: str) -> datetime | None:
-        """``YYYY-MM-DD HH:MM:SS`` (UTC) or ISO with an offset, as naive UTC."""
-        value = self.data.get(key)
-        if _blank(value):
-            return None
-        try:
-            parsed = datetime.fromisoformat(value.strip()) if isinstance(value, str) else None
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise MappingError(f"{self.name(key)}: {_shown(value)} is not a date")
-        if parsed.tzinfo is None:
-            return parsed
-        try:
-            return parsed.astimezone(timezone.utc).replace(tzinfo=None)
-        except OverflowError:  # the offset moves it before year 1 or past 9999
-            raise MappingError(f"{self.name(key)}: {_shown(value)} is out of range in UTC") from None
-
-    def child(self, key: str) -> _Fields | None:
-        """A nested object; PHP writes an empty one as ``[]``, so that counts as absent too."""
-        value = self.data.get(key)
-        if value is None or value == "" or value == []:
-            return None
-        if not isinstance(value, dict):
-            raise MappingError(f"{self.name(key)}: expected an object, got {_kind(value)}")
-        return _Fields(value, self.name(key))
-
-    def objects(self, key: str) -> list[_Fields]:
-        """A list of objects (lines, credits); anything else in it is a mapping error."""
-        value = self.data.get(key)
-        if value is None or value == "":
-            return []
-        if not isinstance(value, list):
-            raise MappingError(f"{self.name(key)}: expected a list, got {_kind(value)}")
-        elements = []
-        for index, element in enumerate(value):
-            if not isinstance(element, dict):
-                raise MappingError(f"{self.name(key)}[{index}]: expected an object, got {_kind(element)}")
-            elements.append(_Fields(element, f"{self.name(key)}[{index}]"))
-        return elements
 
 
 class _Shipping(NamedTuple):
@@ -254,7 +182,7 @@ def _page_entries(body: object, number: int) -> list[Any]:
         return []
     _raise_error_body(body, f"page {number}")
     if not isinstance(body, dict) or not isinstance(body.get("Orders"), list):
-        raise ProtocolError(f'page {number}: expected "" or an object with an "Orders" list, got {_kind(body)}')
+        raise ProtocolError(f'page {number}: expected "" or an object with an "Orders" list, got {type_name(body)}')
     return body["Orders"]
 
 
@@ -262,7 +190,7 @@ def _raise_error_body(body: object, where: str) -> None:
     """OneSaas reports every failure as HTTP 200 ``{"Error": ...}``; a wrong key is an AuthError."""
     if not isinstance(body, dict) or "Error" not in body:
         return
-    text = _cut(" ".join(replace_lone_surrogates(str(body["Error"])).split()), 200)
+    text = cut(" ".join(replace_lone_surrogates(str(body["Error"])).split()), 200)
     if text.lower() == "invalid api key":
         raise AuthError(f"{where}: OneSaas refused the access key ({text}); check MAGENTO_ACCESS_KEY")
     raise RemoteError(f"{where}: OneSaas error: {text}")
@@ -273,8 +201,8 @@ def _map_entry(entry: dict[str, Any], source: str) -> Order | Rejected:
     try:
         return _order(payload, raw_json, source)
     except MappingError as error:
-        number = _identifier(payload.get("OrderNumber"))
-        return Rejected(source, _identifier(payload.get("Id")), number, raw_json, str(error))
+        number = identifier(payload.get("OrderNumber"))
+        return Rejected(source, identifier(payload.get("Id")), number, raw_json, str(error))
 
 
 def _storable(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
@@ -299,37 +227,10 @@ def _storable_scalar(value: Any) -> Any:
 
 def _has_identity(entry: object) -> bool:
     """OneSaas's ``""`` entry (an order without addresses) and the like cannot be stored or rejected."""
-    return isinstance(entry, dict) and bool(_identifier(entry.get("Id")) or _identifier(entry.get("OrderNumber")))
+    return isinstance(entry, dict) and bool(identifier(entry.get("Id")) or identifier(entry.get("OrderNumber")))
 
 
-def _identifier(value: object) -> str | None:
-    """An Id-like value as text, or None when blank or structured (for skip and reject only)."""
-    return None if _blank(value) or isinstance(value, (dict, list)) else str(value)
-
-
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = MESSAGE_VALUE_LIMIT
-
-
-def _shown(value: object) -> str:
-    """A payload value as an error message quotes it: on one line, control characters escaped, and
-    short, whatever the size of the value."""
-    return _cut(str(value) if isinstance(value, Decimal) else _REPR.repr(value))
-
-
-def _cut(text: str, limit: int = MESSAGE_VALUE_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _item(line: _Fields, line_no: int) -> Item:
+def _item(line: Fields, line_no: int) -> Item:
     """A deleted product's line carries only an error code and message; it is kept, not rejected."""
     if "ErrorCode" in line.data:
         return Item(line_no, None, line.text("Message"), None, None, None, None, None, None, None,
@@ -349,7 +250,7 @@ def _item(line: _Fields, line_no: int) -> Item:
     )
 
 
-def _shipping(order: _Fields) -> _Shipping:
+def _shipping(order: Fields) -> _Shipping:
     """OneSaas gives shipping including tax; the contract's ``shipping_amount`` excludes it."""
     shipping = order.child("Shipping")
     if shipping is None:
@@ -368,7 +269,7 @@ def _totals(items: list[Item], shipping_tax: Decimal | None) -> tuple[Decimal | 
     return subtotal, tax
 
 
-def _payment(order: _Fields) -> tuple[str | None, Decimal | None]:
+def _payment(order: Fields) -> tuple[str | None, Decimal | None]:
     payments = order.child("Payments")
     method = payments.child("PaymentMethod") if payments else None
     if method is None:
@@ -376,7 +277,7 @@ def _payment(order: _Fields) -> tuple[str | None, Decimal | None]:
     return method.text("MethodName"), method.decimal("Amount")
 
 
-def _replaces(order: _Fields) -> tuple[str | None, str | None]:
+def _replaces(order: Fields) -> tuple[str | None, str | None]:
     """An edited order names its parent in the key itself: ``ReplaceOrderNumber Id="<entity id>"``."""
     for key in order.data:
         match = _REPLACES_KEY.fullmatch(key)
@@ -385,12 +286,12 @@ def _replaces(order: _Fields) -> tuple[str | None, str | None]:
     return None, order.text("ReplaceOrderNumber") or None
 
 
-def _customer_name(contact: _Fields) -> str | None:
+def _customer_name(contact: Fields) -> str | None:
     name = " ".join(part.strip() for part in (contact.text("FirstName"), contact.text("LastName")) if part)
     return name.strip() or (contact.text("OrganizationName") or "").strip() or None
 
 
-def _addresses(order: _Fields, contact: _Fields) -> list[Address]:
+def _addresses(order: Fields, contact: Fields) -> list[Address]:
     """Billing then shipping, each only when present; a virtual order has no shipping address.
 
     The extension nests them in ``Contact``; builds that also (or only) emit them at the top level
@@ -406,30 +307,10 @@ def _addresses(order: _Fields, contact: _Fields) -> list[Address]:
     ]
 
 
-def _credit(credit: _Fields) -> Credit:
-    """A credit memo row: its amounts are named like the record's fields."""
-    return Credit(
-        external_id=_required_text(credit, "entity_id"),
-        credit_number=credit.text("increment_id"),
-        state=credit.text("state"),
-        credit_date=credit.time("created_at"),
-        raw_json=canonical_json(credit.data),
-        source_updated_at=credit.time("updated_at"),
-        **{amount: credit.decimal(amount) for amount in _CREDIT_AMOUNTS},
-    )
-
-
-def _entity_id(order: _Fields) -> str:
+def _entity_id(order: Fields) -> str:
     """``Id`` is Magento's ``entity_id``, an integer. Free text cannot be a key: MariaDB's collation
     folds case, accents and trailing spaces, so two such ids could land on one stored order."""
-    external_id = _required_text(order, "Id")
+    external_id = required_text(order, "Id")
     if not ENTITY_ID.fullmatch(external_id):
-        raise MappingError(f"Id: {_shown(external_id)} is not an entity id (1 to 20 digits)")
+        raise MappingError(f"Id: {quoted(external_id)} is not an entity id (1 to 20 digits)")
     return external_id
-
-
-def _required_text(fields: _Fields, key: str) -> str:
-    value = fields.text(key)
-    if value is None or not value.strip():
-        raise MappingError(f"{fields.name(key)}: missing or empty")
-    return value

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,28 +25,14 @@ from synclet.records import Address, Credit, Item, Order, Page, Rejected, canoni
 from synclet.sources import Window
 from synclet.sources.magento_rest import CREDITS_KEY, MagentoRestSource, parse_order, parse_page, parse_stored
 
-FIXTURES = Path(__file__).parent / "fixtures" / "magento_rest"
+from payloads import DELETE, changed, load_fixture
+
 TOKEN = "s3cr3t-integration-token"
 D = Decimal
-DELETE = object()
 
 
 def load(name: str) -> Any:
-    """A fixture decoded the way HttpClient decodes bodies: fractions become Decimal."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"), parse_float=Decimal)
-
-
-def changed(payload: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
-    """A deep copy of ``payload`` with the value at ``path`` replaced (or removed with DELETE)."""
-    result = copy.deepcopy(payload)
-    target: Any = result
-    for step in path[:-1]:
-        target = target[step]
-    if value is DELETE:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return result
+    return load_fixture("magento_rest", name)
 
 
 def full_memos() -> list[dict[str, Any]]:

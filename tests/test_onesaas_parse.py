@@ -1,7 +1,6 @@
 """OneSaas (Magento) source: pure parsing on recorded-shape JSON, and paging against a real server."""
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import re
@@ -11,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,28 +22,14 @@ from synclet.records import Address, Credit, Item, Order, Page, canonical_json, 
 from synclet.sources import Window
 from synclet.sources.onesaas import OneSaasSource, parse_order, parse_page
 
-FIXTURES = Path(__file__).parent / "fixtures" / "onesaas"
+from payloads import DELETE, changed, load_fixture
+
 ACCESS_KEY = "s3cr3t-access-key"
 D = Decimal
-DELETE = object()
 
 
 def load(name: str) -> Any:
-    """A fixture decoded the way HttpClient decodes bodies: fractions become Decimal."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"), parse_float=Decimal)
-
-
-def changed(payload: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
-    """A deep copy of ``payload`` with the value at ``path`` replaced (or removed with DELETE)."""
-    result = copy.deepcopy(payload)
-    target: Any = result
-    for step in path[:-1]:
-        target = target[step]
-    if value is DELETE:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return result
+    return load_fixture("onesaas", name)
 
 
 FULL_ITEMS = [

@@ -21,7 +21,7 @@ import click
 
 from synclet import __version__, db, report, store
 from synclet.config import Settings, load_settings, parse_datetime_setting
-from synclet.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, ConfigError, LockHeld, SyncletError
+from synclet.errors import EXIT_FAILED, EXIT_OK, ConfigError, DatabaseError, LockHeld, SyncletError
 from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
@@ -203,9 +203,9 @@ def run_sync(settings: Settings, names: list[str], options: SyncOptions, stop: t
             try:
                 source = build_source(name, settings, http)
                 result = sync_source(engine, source, settings, options, progress, click.echo, stop)
-            except LockHeld as error:
+            except (LockHeld, DatabaseError) as error:  # this source's turn is over; the others go on
                 click.echo(f"{name}: {error}", err=True)
-                codes.append(EXIT_LOCKED)
+                codes.append(error.exit_code)
                 continue
             finally:
                 http.close()

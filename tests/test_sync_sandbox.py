@@ -218,7 +218,8 @@ def test_unreachable_database_is_exit_1_without_the_password(shop: Sandbox) -> N
     for command in ("init", "sync"):
         result = run_cli(command, env=env)
         assert result.exit_code == 1
-        assert result.output.startswith("Error: ") and "hunter2-pw" not in result.output
+        assert "cannot reach the database" in result.output and "hunter2-pw" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
 
 
 def test_activity_log_lines_follow_the_contract(shop: Sandbox) -> None:

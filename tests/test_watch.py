@@ -77,3 +77,19 @@ def test_watch_repeats_survives_a_failed_cycle_and_stops_on_sigterm(database_url
         assert b"Stopped watching." in stderr and b"Traceback" not in stderr
         assert (stdout + stderr).count(b"magento: ") >= 3  # one line per cycle, failures on stderr
         assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_watch_survives_a_database_that_is_not_there_yet(tmp_path: Path) -> None:
+    folder = tmp_path / "not-yet"
+    database_url = f"sqlite:///{folder / 'synclet.db'}"
+    log_file = tmp_path / "activity.log"
+    with Sandbox(orders=30, seed=10, now=NOW) as shop:
+        env = {**shop.env(), "DATABASE_URL": database_url, "LOG_FILE": str(log_file)}
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: log_file.exists() and "A sync cycle failed" in log_file.read_text(), process)
+        folder.mkdir()
+        wait_for(lambda: bool(runs(database_url)) and runs(database_url)[-1]["status"] == "success", process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0 and b"cannot reach the database" in stderr
+        assert differences(db.connect(database_url), shop.truth()) == []

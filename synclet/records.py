@@ -125,6 +125,11 @@ class Page:
     #: False for pages outside the source's update-time order (orders fetched because a credit
     #: memo changed): their updated_at says nothing about how far the walk has come.
     advances_cursor: bool = True
+    #: Orders the source left out because the database holds them at the same version already.
+    unchanged: int = 0
+    #: The newest update time the page covers when it covers more than its orders (the ids it
+    #: skipped as unchanged or found deleted): the cursor may move that far.
+    covered_until: datetime | None = None
 
 
 def canonical_json(payload: object) -> str:

@@ -7,11 +7,12 @@ reported, never the local clock.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -156,7 +157,8 @@ def _locked_run(
     log.info("Starting %s sync of %s: %s", run_plan.sync_type, source.name, _describe(run_plan.window))
     try:
         _retry_rejects(conn, source, history_id, result)
-        for page in map(screen, source.pages(run_plan.window)):
+        window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name))
+        for page in map(screen, source.pages(window)):
             _commit_page(conn, source.name, page, history_id, result)
             if progress is not None:
                 progress.page(source.name, page, result.counts)
@@ -175,6 +177,16 @@ def _locked_run(
         return result
     _close(engine, conn, history_id, result, started)
     return result
+
+
+def _versions_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], Mapping[str, datetime]]:
+    """Reads through its own short connection: the run's connection is kept for page writes."""
+
+    def stored_versions(external_ids: Sequence[str]) -> Mapping[str, datetime]:
+        with engine.connect() as reader:
+            return store.stored_updated_at(reader, source, external_ids)
+
+    return stored_versions
 
 
 def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult) -> None:
@@ -227,6 +239,8 @@ def _commit_page(conn: Connection, source: str, page: Page, history_id: int, res
         if page.rejected:
             store.save_rejects(conn, page.rejected, history_id, now)
         newest = _newest_plausible(page) if page.advances_cursor else None
+        if page.advances_cursor and page.covered_until is not None:
+            newest = max(filter(None, (newest, page.covered_until)))
         cursor = max(filter(None, (result.cursor, newest)), default=None)
         pending = _advance(result.counts, page, outcome)
         history.record_progress(conn, history_id, pending, cursor)
@@ -252,7 +266,7 @@ def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCo
         pages=counts.pages + 1,
         orders_added=counts.orders_added + len(outcome.added),
         orders_updated=counts.orders_updated + len(outcome.updated),
-        orders_unchanged=counts.orders_unchanged + outcome.unchanged,
+        orders_unchanged=counts.orders_unchanged + outcome.unchanged + page.unchanged,
         orders_rejected=counts.orders_rejected + len(page.rejected),
         orders_skipped=counts.orders_skipped + page.skipped,
     )

@@ -5,7 +5,7 @@ touches the database. ``synclet.sync`` drives it one page at a time.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -24,6 +24,9 @@ class Window:
 
     created_after: datetime
     updated_after: datetime | None = None
+    #: The stored ``updated_at`` of the given external ids: a source that lists ids before it
+    #: fetches each order skips the ones the database already holds at that version.
+    stored_versions: Callable[[Sequence[str]], Mapping[str, datetime]] | None = None
 
 
 class Source(Protocol):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -78,6 +80,10 @@ class HttpClient:
         self.max_total_seconds = max_total_seconds
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"synclet/{__version__}"
+        # A Retry-After holds back every request of the run, not only the one that got it: parallel
+        # workers on one token share the server's limit.
+        self._quiet_until = 0.0
+        self._quiet_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpClient:
@@ -94,7 +100,11 @@ class HttpClient:
         backoff = self.backoff(state)
         error = state.outcome.exception() if state.outcome else None
         asked = retry_after_seconds(error.response) if isinstance(error, _Transient) else None
-        return backoff if asked is None else max(asked, backoff)
+        if asked is None:
+            return backoff
+        with self._quiet_lock:
+            self._quiet_until = max(self._quiet_until, time.monotonic() + asked)
+        return max(asked, backoff)
 
     def request(
         self, method: str, url: str, final: Callable[[requests.Response], bool] | None = None, **kwargs: Any
@@ -120,6 +130,10 @@ class HttpClient:
         self, method: str, url: str, final: Callable[[requests.Response], bool] | None, **kwargs: Any
     ) -> requests.Response:
         where = self.describe(url)
+        with self._quiet_lock:
+            quiet = self._quiet_until - time.monotonic()
+        if quiet > 0:
+            time.sleep(quiet)
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout:

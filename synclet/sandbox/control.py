@@ -5,8 +5,10 @@ Control endpoints (JSON bodies; errors are 400/404 with an ``error`` key):
 ``GET /_sandbox/truth[?view=onesaas|rest]``, ``GET /_sandbox/stats``, ``POST /_sandbox/update``
 ``{"ids"|"count", "updated_at"}``, ``POST /_sandbox/add`` ``{"count", "created_at"}``,
 ``POST|GET|DELETE /_sandbox/faults``, ``POST|GET|DELETE /_sandbox/rest_broken`` (``{"ids": [..]}``
-replaces the set of orders REST cannot load) and ``GET|POST /_sandbox/settings``
-(``{"credit_bumps_order": bool, "rest_max_page_size": int | null}``).
+replaces the set of orders REST cannot load), ``POST|GET|DELETE /_sandbox/deleted`` (likewise, the
+orders deleted at the source), ``GET|POST /_sandbox/settings`` (``{"credit_bumps_order": bool,
+"rest_max_page_size": int | null}``), ``POST /_sandbox/valerdat/expire_tokens`` and
+``GET|POST /_sandbox/valerdat/settings`` (``{"token_lifetime": int, "rate_limit": int | null}``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from collections import Counter, deque
 from datetime import datetime
 from typing import Any
 
-from synclet.sandbox import onesaas, rest
+from synclet.sandbox import onesaas, rest, valerdat
 from synclet.sandbox.data import Store
 from synclet.sandbox.faults import Fault
 
@@ -29,13 +31,15 @@ def json_response(status: int, payload: Any) -> Response:
 
 
 class Controller:
-    """Routes API requests to OneSaas or REST and counts them (faults cover both alike)."""
+    """Routes API requests to OneSaas, REST or Valerdat and counts them (faults cover all alike)."""
 
     def __init__(self, store: Store, access_key: str, rest_token: str,
-                 rest_max_page_size: int | None = rest.DEFAULT_MAX_PAGE_SIZE) -> None:
+                 rest_max_page_size: int | None = rest.DEFAULT_MAX_PAGE_SIZE,
+                 valerdat_api: valerdat.ValerdatApi | None = None) -> None:
         self.store = store
         self.onesaas = onesaas.OneSaasApi(store, access_key)
         self.rest = rest.RestApi(store, rest_token, rest_max_page_size)
+        self.valerdat = valerdat_api or valerdat.ValerdatApi(store)
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
         self.requests = 0
@@ -76,6 +80,13 @@ class Controller:
 
     def set_rest_broken(self, ids: Any) -> list[int]:
         """Replace the orders REST cannot load; every id must exist."""
+        return self._replace_ids("rest_broken", ids)
+
+    def set_deleted(self, ids: Any) -> list[int]:
+        """Replace the orders deleted at the source; every id must exist."""
+        return self._replace_ids("deleted", ids)
+
+    def _replace_ids(self, name: str, ids: Any) -> list[int]:
         if not isinstance(ids, list):
             raise TypeError("ids must be a list of order ids")
         wanted = {int(i) for i in ids}
@@ -83,7 +94,7 @@ class Controller:
             missing = sorted(wanted - self.store.by_id.keys())
             if missing:
                 raise KeyError(f"no such order: {missing}")
-            self.store.rest_broken = wanted
+            setattr(self.store, name, wanted)
         return sorted(wanted)
 
     def settings(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +112,10 @@ class Controller:
             self.rest.max_page_size = cap
             return {"credit_bumps_order": self.store.credit_bumps_order, "rest_max_page_size": cap}
 
-    def api(self, method: str, path: str, params: dict[str, str], authorization: str | None = None) -> Response:
+    def api(self, method: str, path: str, params: dict[str, str], authorization: str | None = None,
+            body: bytes = b"", host: str | None = None) -> Response:
+        if path == valerdat.PREFIX or path.startswith(valerdat.PREFIX + "/"):
+            return self.valerdat.answer(method, path, params, authorization, body, host)
         if path.startswith("/rest/"):
             return json_response(*self.rest.answer(method, path, params, authorization))
         if method != "GET":
@@ -109,7 +123,8 @@ class Controller:
         if path.rstrip("/") == onesaas.PATH:
             return json_response(200, self.onesaas.answer(params))
         if path == "/":
-            return json_response(200, {"name": "synclet sandbox", "onesaas": onesaas.PATH, "rest": rest.BASE_PATH})
+            return json_response(200, {"name": "synclet sandbox", "onesaas": onesaas.PATH, "rest": rest.BASE_PATH,
+                                       "valerdat": valerdat.PREFIX + "/api/"})
         return json_response(404, {"error": f"no such path: {path}"})
 
     def control(self, method: str, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> Response:
@@ -143,11 +158,16 @@ class Controller:
                 return json_response(200, {"faults": [f.to_json() for f in self.faults]})
         if route == ("DELETE", "faults"):
             return json_response(200, {"cleared": self.clear_faults()})
-        if route[1] == "rest_broken" and route[0] in ("POST", "DELETE"):
-            return json_response(200, {"ids": self.set_rest_broken(body.get("ids") if route[0] == "POST" else [])})
-        if route == ("GET", "rest_broken"):
+        if route[1] in ("rest_broken", "deleted") and route[0] in ("POST", "DELETE"):
+            ids = body.get("ids") if route[0] == "POST" else []
+            return json_response(200, {"ids": self._replace_ids(route[1], ids)})
+        if route in (("GET", "rest_broken"), ("GET", "deleted")):
             with self.store.lock:
-                return json_response(200, {"ids": sorted(self.store.rest_broken)})
+                return json_response(200, {"ids": sorted(getattr(self.store, route[1]))})
+        if route == ("POST", "valerdat/expire_tokens"):
+            return json_response(200, {"expired": self.valerdat.expire_tokens()})
+        if route[1] == "valerdat/settings" and route[0] in ("GET", "POST"):
+            return json_response(200, self.valerdat.configure(body if route[0] == "POST" else {}))
         if route[1] == "settings" and route[0] in ("GET", "POST"):
             return json_response(200, self.settings(body if route[0] == "POST" else {}))
         return json_response(404, {"error": f"no such control endpoint: {route[0]} {CONTROL_PREFIX}{route[1]}"})

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 from synclet.sandbox.generator import Factory
@@ -20,6 +21,7 @@ from synclet.sandbox.model import (  # re-exported: the model is part of this mo
     Address, CreditItem, CreditMemo, Customer, EditedFrom, Invoice, Line, Order, Shipping, fmt_time,
 )
 from synclet.sandbox.rest_render import rest_truth
+from synclet.sandbox.valerdat_render import valerdat_truth
 
 __all__ = ["Address", "CreditItem", "CreditMemo", "Customer", "EditedFrom", "Invoice", "Line", "Order",
            "Shipping", "Store", "utc_now"]
@@ -30,8 +32,11 @@ QUIRK_VIRTUAL = 0.05
 QUIRK_EDITED = 0.03
 QUIRK_DELETED_LINE = 0.03
 QUIRK_CREDITS = 0.12  # of paid orders, which are ~80 % of all
-#: truth view -> what a correct client of that API stores for one order
-TRUTH_VIEWS: dict[str, Callable[[Order], dict[str, Any]]] = {"onesaas": Order.truth, "rest": rest_truth}
+#: truth view -> what a correct client of that API stores for one order of the store seeded with the int
+TRUTH_VIEWS: dict[str, Callable[[Order, int], dict[str, Any]]] = {
+    "onesaas": lambda order, seed: order.truth(), "rest": lambda order, seed: rest_truth(order),
+    "valerdat": valerdat_truth,
+}
 
 
 def utc_now() -> datetime:
@@ -58,13 +63,15 @@ class Store:
     ``version`` grows with every mutation, so readers may cache what they derive from the orders
     (mutate through these methods, not by assigning to an order).
 
-    ``rest_broken`` holds ids of orders the REST API cannot load (see ``synclet.sandbox.rest``).
+    ``rest_broken`` holds ids of orders the REST API cannot load (see ``synclet.sandbox.rest``);
+    ``deleted`` ids of orders deleted at the source (Valerdat: listed by a stale ids page, 404 on detail).
     ``credit_bumps_order`` says whether a credit memo added by ``update`` also moves its order's
     ``updated_at`` (the memo's own ``updated_at`` always moves); Magento does not guarantee it.
     """
 
     def __init__(self, seed: int = 1, now: datetime | None = None, *, credit_bumps_order: bool = True) -> None:
         self.lock = threading.RLock()
+        self.seed = seed
         self.rng = random.Random(seed)
         self.factory = Factory(self.rng)
         self.clock = (now or utc_now()).replace(microsecond=0)
@@ -72,6 +79,7 @@ class Store:
         self.by_id: dict[int, Order] = {}
         self.version = 0
         self.rest_broken: set[int] = set()
+        self.deleted: set[int] = set()
         self.credit_bumps_order = credit_bumps_order
         self._increment = 0
         self._credit_id = 0
@@ -216,17 +224,18 @@ class Store:
 
     def truth(self, view: str = "onesaas") -> list[dict[str, Any]]:
         """What a synced database should hold, per order by entity_id, for a client of the API
-        ``view`` (``model.Order.truth`` for OneSaas, ``rest_render.rest_truth`` for REST). The REST
-        view leaves out the ``rest_broken`` orders: no client can load them."""
+        ``view`` (``model.Order.truth`` for OneSaas, ``rest_render.rest_truth`` for REST,
+        ``valerdat_render.valerdat_truth`` for Valerdat). The REST view leaves out the ``rest_broken``
+        orders and the Valerdat view the ``deleted`` ones: no client can load them."""
         if view not in TRUTH_VIEWS:
             raise ValueError(f"view must be one of {', '.join(TRUTH_VIEWS)}")
-        render = TRUTH_VIEWS[view]
+        render = partial(TRUTH_VIEWS[view], seed=self.seed)
         with self.lock, paused_gc():
-            skip = self.rest_broken if view == "rest" else set()
+            skip = {"rest": self.rest_broken, "valerdat": self.deleted}.get(view, set())
             return [render(order) for order in self.orders if order.entity_id not in skip]
 
     def truth_by_id(self, view: str = "onesaas") -> dict[str, dict[str, Any]]:
-        """``truth(view)`` keyed by ``external_id`` (the entity id as a string)."""
+        """``truth(view)`` keyed by ``external_id`` (the entity id as a string; Valerdat: the uuid)."""
         return {row["external_id"]: row for row in self.truth(view)}
 
     def describe(self) -> dict[str, Any]:

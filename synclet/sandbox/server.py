@@ -2,7 +2,8 @@
 
 ``Sandbox`` runs in a daemon thread for tests (``with Sandbox(orders=2000, seed=7) as sb:``);
 ``serve_forever`` runs it in the foreground for ``python synclet.py sandbox``. It serves OneSaas
-Connect (``onesaas_url``) and Magento REST (``rest_url``) from the same store; the control API
+Connect (``onesaas_url``), Magento REST (``rest_url``) and Valerdat (``valerdat_url``) from the same
+store; the control API
 (``synclet.sandbox.control``) and the same operations as methods on ``Sandbox`` drive it.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from synclet.sandbox import onesaas
+from synclet.sandbox import onesaas, valerdat
 from synclet.sandbox.control import CONTROL_PREFIX, Controller, Response, json_response
 from synclet.sandbox.data import Store
 from synclet.sandbox.faults import Fault
@@ -28,6 +29,7 @@ from synclet.sandbox.rest import DEFAULT_MAX_PAGE_SIZE
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
 DEFAULT_REST_TOKEN = "sandbox-rest-token"
 DEFAULT_PORT = 8765
+VALERDAT_CREDENTIALS = (valerdat.DEFAULT_CUSTOMER, valerdat.DEFAULT_USERNAME, valerdat.DEFAULT_PASSWORD)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -67,12 +69,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             params = dict(parse_qsl(url.query, keep_blank_values=True))  # last value wins, as in PHP
             fault = controller.count_api_request(method, url.path, params)
-            self._send_api(controller, fault, method, url.path, params)
+            self._send_api(controller, fault, method, url.path, params, raw)
         except Exception as exc:  # answer rather than leave the client hanging on a bug
             self._send(json_response(500, {"error": f"sandbox error: {exc!r}"}))
 
     def _send_api(self, controller: Controller, fault: Fault | None, method: str, path: str,
-                  params: dict[str, str]) -> None:
+                  params: dict[str, str], raw: bytes) -> None:
         if fault and fault.kind == "delay":
             time.sleep(fault.delay_ms / 1000)
         if fault and fault.kind == "disconnect":
@@ -83,7 +85,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send((fault.status, body, content_type, headers))
             return
-        status, body, content_type, headers = controller.api(method, path, params, self.headers.get("Authorization"))
+        status, body, content_type, headers = controller.api(method, path, params, self.headers.get("Authorization"),
+                                                             raw, self.headers.get("Host"))
         if fault and fault.kind == "truncate":
             status, body = fault.status, body[: len(body) // 2]
         self._send((status, body, content_type, headers))
@@ -111,16 +114,25 @@ class _Server(ThreadingHTTPServer):
 
 class Sandbox:
     """A running fake shop. Generates ``orders`` for ``seed`` and ``now`` unless given a ``store``.
-    ``rest_max_page_size`` is the REST pageSize cap (None: uncapped)."""
+    ``rest_max_page_size`` is the REST pageSize cap (None: uncapped). Valerdat's token lifetime
+    (seconds on ``valerdat_clock``) and rate limit (requests a second per token, None: off) are
+    ``valerdat_token_lifetime`` and ``valerdat_rate_limit``; its login is ``valerdat_credentials``
+    (customer, username, password)."""
 
     def __init__(self, orders: int = 200, seed: int = 1, now: datetime | None = None, *, days: int = 30,
                  store: Store | None = None, access_key: str = DEFAULT_ACCESS_KEY,
                  rest_token: str = DEFAULT_REST_TOKEN, rest_max_page_size: int | None = DEFAULT_MAX_PAGE_SIZE,
+                 valerdat_credentials: tuple[str, str, str] = VALERDAT_CREDENTIALS,
+                 valerdat_token_lifetime: int = valerdat.DEFAULT_TOKEN_LIFETIME,
+                 valerdat_rate_limit: int | None = None, valerdat_clock: Callable[[], float] = time.monotonic,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = store if store is not None else Store.generate(orders, seed, now, days)
         self.access_key = access_key
         self.rest_token = rest_token
-        self.controller = Controller(self.store, access_key, rest_token, rest_max_page_size)
+        self.valerdat_credentials = valerdat_credentials
+        valerdat_api = valerdat.ValerdatApi(self.store, *valerdat_credentials, token_lifetime=valerdat_token_lifetime,
+                                            rate_limit=valerdat_rate_limit, clock=valerdat_clock)
+        self.controller = Controller(self.store, access_key, rest_token, rest_max_page_size, valerdat_api)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -168,15 +180,25 @@ class Sandbox:
         """The REST base a client appends ``/V1/orders`` to."""
         return self.url + "/rest/default"
 
-    def env(self, *, rest: bool = False, onesaas: bool = True) -> dict[str, str]:
+    @property
+    def valerdat_url(self) -> str:
+        """``VALERDAT_BASE_URL``: the base a client appends ``/api/...`` to."""
+        return self.url + valerdat.PREFIX
+
+    def env(self, *, rest: bool = False, onesaas: bool = True, valerdat: bool = False) -> dict[str, str]:
         """Settings that point synclet at this sandbox from its first generated day: the OneSaas
-        keys, plus ``MAGENTO_REST_URL``/``MAGENTO_TOKEN`` with ``rest=True``. REST is opt-in
-        because synclet syncs every configured source, and a sync test means one of them."""
+        keys, plus ``MAGENTO_REST_URL``/``MAGENTO_TOKEN`` with ``rest=True`` and the four
+        ``VALERDAT_*`` with ``valerdat=True``. The others are opt-in because synclet syncs every
+        configured source, and a sync test means one of them."""
         with self.store.lock:
             first = self.store.orders[0].created_at if self.store.orders else self.store.clock
         env = {"MAGENTO_BASE_URL": self.onesaas_url, "MAGENTO_ACCESS_KEY": self.access_key} if onesaas else {}
         if rest:
             env.update({"MAGENTO_REST_URL": self.rest_url, "MAGENTO_TOKEN": self.rest_token})
+        if valerdat:
+            customer, username, password = self.valerdat_credentials
+            env.update({"VALERDAT_BASE_URL": self.valerdat_url, "VALERDAT_CUSTOMER": customer,
+                        "VALERDAT_USERNAME": username, "VALERDAT_PASSWORD": password})
         return env | {"INITIAL_SYNC_DATE": (first - timedelta(days=1)).strftime("%Y-%m-%d")}
 
     def truth(self, view: str = "onesaas") -> list[dict[str, Any]]:
@@ -188,6 +210,15 @@ class Sandbox:
     def set_rest_broken(self, ids: list[int]) -> list[int]:
         """Make these orders (and only these) unloadable over REST; ``[]`` heals them all."""
         return self.controller.set_rest_broken(list(ids))
+
+    def set_deleted(self, ids: list[int]) -> list[int]:
+        """Delete these orders (and only these) at the source: Valerdat answers 404 for their
+        detail, though a stale ids page may still list them; ``[]`` restores them all."""
+        return self.controller.set_deleted(list(ids))
+
+    def expire_valerdat_tokens(self) -> int:
+        """Revoke every Valerdat token now, as a server-side expiry mid-run would."""
+        return self.controller.valerdat.expire_tokens()
 
     def update(self, ids: list[int] | None = None, count: int | None = None,
                updated_at: datetime | None = None) -> list[int]:
@@ -215,8 +246,8 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
     """Serve a generated shop in the foreground until Ctrl-C, after printing how to point synclet at it."""
     sandbox = Sandbox(orders, seed, now, host=host, port=port).start()
     echo(f"synclet sandbox: {orders} orders (seed {seed}), clock {fmt_time(sandbox.store.clock)} UTC")
-    echo(f"  URL: {sandbox.url}  (OneSaas {onesaas.PATH}, REST /rest/default/V1/)")
-    echo(f"  Control API: {sandbox.url}{CONTROL_PREFIX}{{truth,stats,update,add,faults,rest_broken,settings}}")
+    echo(f"  URL: {sandbox.url}  (OneSaas {onesaas.PATH}, REST /rest/default/V1/, Valerdat {valerdat.PREFIX}/api/)")
+    echo(f"  Control API: {sandbox.url}{CONTROL_PREFIX}{{truth,stats,update,add,faults,rest_broken,deleted,settings,valerdat/...}}")
     echo("Example .env (OneSaas; set the commented REST pair instead, or as well, for the REST API):")
     for name, value in sandbox.env().items():
         echo(f"  {name}={value}")

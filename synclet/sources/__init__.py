@@ -55,8 +55,13 @@ def registry() -> dict[str, SourceFactory]:
     """Source name -> constructor. Imported lazily so one source's import cost stays its own."""
     from synclet.sources.magento_rest import MagentoRestSource
     from synclet.sources.onesaas import OneSaasSource
+    from synclet.sources.valerdat import ValerdatSource
 
-    return {"magento": OneSaasSource.from_settings, "magento-rest": MagentoRestSource.from_settings}
+    return {
+        "magento": OneSaasSource.from_settings,
+        "magento-rest": MagentoRestSource.from_settings,
+        "valerdat": ValerdatSource.from_settings,
+    }
 
 
 def build_source(name: str, settings: Settings, http: HttpClient) -> Source:

@@ -1,0 +1,101 @@
+"""The Valerdat source end to end: login, ids walk, parallel details, token refresh, deletions and
+rate limits over real HTTP, into SQLite and MariaDB, compared with the store's truth."""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from synclet import db
+from synclet.history import HISTORY
+from synclet.sandbox import Sandbox
+
+from conftest import run_cli
+from truth import differences
+
+NOW = datetime(2026, 3, 1, 12, 0, 0)
+SOURCE = "valerdat"
+
+
+@pytest.fixture
+def shop() -> Iterator[Sandbox]:
+    with Sandbox(orders=400, seed=61, now=NOW) as sandbox:
+        yield sandbox
+
+
+def valerdat_env(shop: Sandbox, database_url: str, **extra: str) -> dict[str, str]:
+    return {**shop.env(valerdat=True, onesaas=False), "DATABASE_URL": database_url, "HTTP_MAX_RETRIES": "3",
+            "HTTP_BACKOFF_SECONDS": "0.01", **extra}
+
+
+def last_run(database_url: str) -> dict:
+    with db.connect(database_url).connect() as conn:
+        return dict(conn.execute(select(HISTORY).where(HISTORY.c.source == SOURCE).order_by(HISTORY.c.id.desc()).limit(1)).mappings().one())
+
+
+def mismatches(database_url: str, shop: Sandbox) -> list[str]:
+    return differences(db.connect(database_url), shop.truth(view="valerdat"), SOURCE)
+
+
+def detail_requests(shop: Sandbox) -> int:
+    return sum(count for path, count in shop.stats()["paths"].items() if "/purchase-orders/" in path and "/ids/" not in path)
+
+
+def test_backfill_then_only_changed_orders_are_fetched_again(database_url: str, shop: Sandbox) -> None:
+    env = valerdat_env(shop, database_url)
+    first = run_cli("sync", env=env)
+    assert first.exit_code == 0, first.output
+    assert mismatches(database_url, shop) == []
+    assert last_run(database_url)["orders_added"] == 400
+    cursor = last_run(database_url)["cursor"]
+    fetched = detail_requests(shop)
+    changed = shop.update(count=12, updated_at=cursor + timedelta(seconds=2))
+    shop.add(count=5, created_at=cursor + timedelta(seconds=3))
+    second = run_cli("sync", env=env)
+    assert second.exit_code == 0, second.output
+    assert mismatches(database_url, shop) == []
+    run = last_run(database_url)
+    assert (run["sync_type"], run["orders_added"], run["orders_updated"]) == ("incremental", 5, len(changed))
+    assert detail_requests(shop) - fetched == 5 + len(changed)  # the overlap's unchanged ids are not fetched
+    assert "[INFO] No new orders to add in local system: valerdat" not in Path("synclet.log").read_text()
+    assert run_cli("sync", env=env).exit_code == 0
+    assert "[INFO] No new orders to add in local system: valerdat" in Path("synclet.log").read_text()
+
+
+def test_a_token_that_expires_mid_run_is_refreshed(database_url: str) -> None:
+    ticks = itertools.count()
+    with Sandbox(orders=200, seed=62, now=NOW, valerdat_token_lifetime=40, valerdat_clock=lambda: float(next(ticks))) as shop:
+        result = run_cli("sync", env=valerdat_env(shop, database_url))
+        assert result.exit_code == 0, result.output
+        logins = sum(count for path, count in shop.stats()["paths"].items() if path.endswith("/auth/token/"))
+        assert logins >= 2
+        assert mismatches(database_url, shop) == []
+
+
+def test_an_order_deleted_between_the_two_calls_is_skipped(database_url: str, shop: Sandbox) -> None:
+    gone = 17
+    shop.store.deleted.add(gone)
+    result = run_cli("sync", env=valerdat_env(shop, database_url))
+    assert result.exit_code == 0, result.output
+    assert last_run(database_url)["orders_added"] == 399
+    assert "was deleted before it could be read; skipped" in Path("synclet.log").read_text()
+
+
+def test_wrong_credentials_are_a_clear_error(database_url: str, shop: Sandbox) -> None:
+    env = valerdat_env(shop, database_url, VALERDAT_PASSWORD="not-the-password-9")
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 1 and "VALERDAT_PASSWORD" in result.output and "not-the-password-9" not in result.output
+    checked = run_cli("test", env=env)
+    assert checked.exit_code == 1 and "✗ valerdat" in checked.output
+
+
+def test_rate_limits_are_waited_out(tmp_path: Path) -> None:
+    with Sandbox(orders=60, seed=63, now=NOW, valerdat_rate_limit=10) as shop:
+        url = f"sqlite:///{tmp_path / 'synclet.db'}"
+        result = run_cli("sync", env=valerdat_env(shop, url, HTTP_MAX_RETRIES="10"))
+        assert result.exit_code == 0, result.output
+        assert mismatches(url, shop) == []

@@ -6,12 +6,14 @@ nowhere else.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +28,14 @@ from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
-from synclet.sources import build_source
+from synclet.sources import Source, build_source
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_WATCH_BACKOFF_SECONDS = 600.0
-HOW_TO_CONFIGURE = "set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY, or MAGENTO_REST_URL and MAGENTO_TOKEN (see .env.example)"
+IDLE_LOG_SECONDS = 3600.0  # under --watch, how often a stretch of idle cycles is written to the log
+HOW_TO_CONFIGURE = ("set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY, MAGENTO_REST_URL and MAGENTO_TOKEN, or the four "
+                    "VALERDAT_* settings (see .env.example)")
 log = logging.getLogger(__name__)
 
 
@@ -154,18 +158,47 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     if not names:
         raise ConfigError(f"no source configured: {HOW_TO_CONFIGURE}")
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, open_sources(settings, names) as opened:
         if not watch:
-            sys.exit(run_sync(settings, names, options, stop))
-        failures = 0
-        while not stop.is_set():
-            failures = failures + 1 if run_sync(settings, names, options, stop) == EXIT_FAILED else 0
-            options = SyncOptions(dry_run=dry_run)  # --force-initial and --since apply to the first cycle
-            wait = min(interval * 2**failures, MAX_WATCH_BACKOFF_SECONDS) if failures else interval
-            if failures and not stop.is_set():
-                log.warning("A sync cycle failed (%d in a row); next cycle in %.0fs", failures, wait)
-            stop.wait(wait)
+            sys.exit(run_sync(settings, opened, options, stop)[0])
+        watch_sources(settings, opened, options, stop, interval)
     click.echo("Stopped watching.", err=True)
+
+
+def watch_sources(settings: Settings, sources: list[Source], options: SyncOptions, stop: threading.Event,
+                  interval: float) -> None:
+    """Sync every ``interval`` seconds until ``stop``; back off after failed cycles.
+
+    Sources (and so a login's token) live across cycles. A cycle that changes nothing prints its
+    one console line, but reaches the log file only when it starts a quiet stretch and then about
+    once an hour, so a 10-second poll does not fill the log."""
+    failures = 0
+    idle_streak: Counter[str] = Counter()
+    heartbeat = max(1, round(IDLE_LOG_SECONDS / interval))
+    while not stop.is_set():
+        quiet = {name for name, streak in idle_streak.items() if streak % heartbeat}
+        code, results = run_sync(settings, sources, dataclasses.replace(options, quiet_if_idle=frozenset(quiet)), stop)
+        for result in results:
+            idle_streak[result.source] = idle_streak[result.source] + 1 if result.idle else 0
+        failures = failures + 1 if code == EXIT_FAILED else 0
+        options = SyncOptions(dry_run=options.dry_run)  # --force-initial and --since apply to the first cycle
+        wait = min(interval * 2**failures, MAX_WATCH_BACKOFF_SECONDS) if failures else interval
+        if failures and not stop.is_set():
+            log.warning("A sync cycle failed (%d in a row); next cycle in %.0fs", failures, wait)
+        stop.wait(wait)
+
+
+@contextlib.contextmanager
+def open_sources(settings: Settings, names: list[str]) -> Iterator[list[Source]]:
+    """Each named source with an HTTP client of its own (one source's Retry-After must not hold
+    back another), all checked before any work starts and closed together."""
+    with contextlib.ExitStack() as stack:
+        sources = []
+        for name in names:
+            http = HttpClient.from_settings(settings)
+            stack.callback(http.close)
+            sources.append(build_source(name, settings, http))
+        yield sources
 
 
 @contextlib.contextmanager
@@ -190,32 +223,32 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(signum, handler)
 
 
-def run_sync(settings: Settings, names: list[str], options: SyncOptions, stop: threading.Event | None = None) -> int:
-    """Sync ``names`` one after the other; the worst outcome decides the exit code."""
+def run_sync(settings: Settings, sources: list[Source], options: SyncOptions,
+             stop: threading.Event | None = None) -> tuple[int, list[RunResult]]:
+    """Sync ``sources`` one after the other; the worst outcome decides the exit code."""
     engine = db.connect(settings.database_url)
     codes = []
+    results = []
     progress = for_terminal()
     try:
-        for name in names:
+        for source in sources:
             if stop is not None and stop.is_set():
                 break
-            http = HttpClient.from_settings(settings)
             try:
-                source = build_source(name, settings, http)
                 result = sync_source(engine, source, settings, options, progress, click.echo, stop)
             except (LockHeld, DatabaseError) as error:  # this source's turn is over; the others go on
-                click.echo(f"{name}: {error}", err=True)
+                click.echo(f"{source.name}: {error}", err=True)
                 codes.append(error.exit_code)
                 continue
             finally:
-                http.close()
                 if progress is not None:
                     progress.close()
             _print_result(result)
             codes.append(result.exit_code)
+            results.append(result)
     finally:
         engine.dispose()
-    return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
+    return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK), results
 
 
 def _print_result(result: RunResult) -> None:

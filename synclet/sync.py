@@ -39,6 +39,9 @@ class SyncOptions:
     force_initial: bool = False
     since: datetime | None = None
     dry_run: bool = False
+    #: Sources whose run, if it turns out idle, stays out of the log file (``--watch`` between its
+    #: hourly mentions of a quiet stretch); a run that has something to say is logged whole.
+    quiet_if_idle: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,31 @@ class RunResult:
     rejects_pending: int = 0  # rejected payloads of this source still waiting to map
 
     @property
+    def idle(self) -> bool:
+        """A successful run that stored, rejected and left pending nothing."""
+        c = self.counts
+        return self.status == "success" and not (c.orders_added or c.orders_updated or c.orders_rejected or self.rejects_pending)
+
+    @property
     def exit_code(self) -> int:
         """1 until every order is stored: a failed or stopped run, or rejects still pending."""
         ok = self.status in ("success", "dry-run") and not self.rejects_pending and not self.counts.orders_rejected
         return EXIT_OK if ok else EXIT_FAILED
+
+
+class RunLog:
+    """The run's start line, held back on a quiet run until the run has something to say."""
+
+    def __init__(self, start_line: str, quiet: bool) -> None:
+        self.quiet = quiet
+        self._start_line: str | None = start_line
+        if not quiet:
+            self.announce()
+
+    def announce(self) -> None:
+        if self._start_line is not None:
+            log.info("%s", self._start_line)
+            self._start_line = None
 
 
 class Progress(Protocol):
@@ -154,12 +178,13 @@ def _locked_run(
         run_plan = plan(conn, source, settings, options)
         history_id = history.start_run(conn, source.name, run_plan.sync_type, run_plan.window_start, run_plan.cursor, now)
     result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "running", cursor=run_plan.cursor)
-    log.info("Starting %s sync of %s: %s", run_plan.sync_type, source.name, _describe(run_plan.window))
+    run_log = RunLog(f"Starting {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}",
+                     quiet=source.name in options.quiet_if_idle)
     try:
-        _retry_rejects(conn, source, history_id, result)
+        _retry_rejects(conn, source, history_id, result, run_log)
         window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name))
         for page in map(screen, source.pages(window)):
-            _commit_page(conn, source.name, page, history_id, result)
+            _commit_page(conn, source.name, page, history_id, result, run_log)
             if progress is not None:
                 progress.page(source.name, page, result.counts)
             if stop.is_set():
@@ -171,11 +196,11 @@ def _locked_run(
     except BaseException as error:  # recorded, then re-raised when it is not ours to handle
         result.status = "failed"
         result.error = settings.mask(_one_line(error))
-        _close(engine, conn, history_id, result, started)
+        _close(engine, conn, history_id, result, started, run_log)
         if not isinstance(error, (SyncletError, SQLAlchemyError)):
             raise
         return result
-    _close(engine, conn, history_id, result, started)
+    _close(engine, conn, history_id, result, started, run_log)
     return result
 
 
@@ -189,7 +214,7 @@ def _versions_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], M
     return stored_versions
 
 
-def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult) -> None:
+def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult, run_log: RunLog) -> None:
     """Map the payloads rejected by earlier runs again: a fixed mapping or a fixed source stores
     them now; a stored newer version of the same order supersedes them."""
     recovered: list[Order] = []
@@ -212,6 +237,7 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
         result.counts.orders_added += len(outcome.added)
         result.counts.orders_updated += len(outcome.updated)
         history.record_progress(conn, history_id, result.counts, result.cursor)
+    run_log.announce()
     log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
     _log_orders(source.name, outcome)
 
@@ -229,7 +255,7 @@ def screen(page: Page) -> Page:
     return page
 
 
-def _commit_page(conn: Connection, source: str, page: Page, history_id: int, result: RunResult) -> None:
+def _commit_page(conn: Connection, source: str, page: Page, history_id: int, result: RunResult, run_log: RunLog) -> None:
     """One transaction: orders, children, rejects and the run's progress together."""
     now = utc_now()
     with conn.begin():
@@ -245,6 +271,8 @@ def _commit_page(conn: Connection, source: str, page: Page, history_id: int, res
         pending = _advance(result.counts, page, outcome)
         history.record_progress(conn, history_id, pending, cursor)
     result.counts, result.cursor = pending, cursor
+    if outcome.added or outcome.updated or page.rejected or page.skipped:
+        run_log.announce()
     _log_orders(source, outcome)
     _log_page(source, page)
 
@@ -293,7 +321,7 @@ def _log_page(source: str, page: Page) -> None:
         log.error("Rejected order %s %s: %s", source, _label(rejected.order_number, rejected.external_id), rejected.error)
 
 
-def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult, started: float) -> None:
+def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult, started: float, run_log: RunLog) -> None:
     """Finish the history row: through the run's connection, or a fresh one if that one is gone."""
     result.seconds = time.monotonic() - started
     try:
@@ -306,6 +334,10 @@ def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult,
         except SQLAlchemyError as error:
             # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
             log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))
+    if result.idle and run_log.quiet:
+        log.debug("Finished %s sync of %s: %s", result.sync_type, result.source, summary(result), extra={"console": False})
+        return
+    run_log.announce()
     counts = result.counts
     if result.status == "success" and counts.orders_added + counts.orders_updated == 0:
         log.info("[INFO] No new orders to add in local system: %s", result.source)

@@ -149,7 +149,11 @@ class HttpClient:
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
-        log.warning("%s; retry %d/%d in %.1fs", self.mask(str(error)), state.attempt_number, self.max_retries, wait)
+        # A 429 is the server pacing us, expected under parallel fetching: the log file keeps it,
+        # the console does not.
+        throttled = isinstance(error, _Transient) and error.response is not None and error.response.status_code == 429
+        log.log(logging.INFO if throttled else logging.WARNING, "%s; retry %d/%d in %.1fs", self.mask(str(error)),
+                state.attempt_number, self.max_retries, wait)
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
         """GET and decode JSON (numbers with a fraction become ``Decimal``); raise on non-2xx."""

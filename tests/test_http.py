@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -24,11 +25,13 @@ class ScriptedServer:
     def __init__(self, script: list[tuple[int, dict[str, str], bytes]]) -> None:
         self.script = list(script)
         self.requests: list[str] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 outer.requests.append(self.path)
+                outer.arrivals.append(time.monotonic())
                 status, headers, body = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
                 self.send_response(status)
                 for key, value in headers.items():
@@ -173,3 +176,17 @@ def test_a_body_nested_too_deeply_is_a_protocol_error(serve) -> None:  # type: i
     with pytest.raises(ProtocolError, match="nested too deeply") as caught:
         client().get_json(server.url)
     assert "\n" not in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_a_retry_after_holds_back_the_other_threads_of_the_run(serve) -> None:  # type: ignore[no-untyped-def]
+    """Workers share one token's rate limit: after one of them is told to wait, none asks sooner."""
+    server = serve((429, {"Retry-After": "1"}, b"slow down"), OK)
+    shared = client()
+    first = threading.Thread(target=shared.get_json, args=(server.url,))
+    first.start()
+    while shared._quiet_until == 0:  # until the 429 has been read
+        time.sleep(0.01)
+    assert shared.get_json(server.url) == {"ok": Decimal("1.50")}
+    first.join()
+    told = server.arrivals[0]
+    assert len(server.arrivals) == 3 and min(server.arrivals[1:]) - told >= 0.95

@@ -115,11 +115,15 @@ def render(entry: dict[str, Any], configured: bool) -> str:
     rejected = entry["rejected"]
     lines.append(f"  rejected   {len(rejected) or 'none'}")
     lines.extend(f"             {r['order_number'] or r['reject_key']}: {r['error_message']}" for r in rejected[:10])
-    for index, order in enumerate(entry["newest_orders"]):
+    newest = entry["newest_orders"]
+    # Columns as wide as their longest value: numbers and statuses differ in length between sources.
+    number_width = max((len(order["order_number"] or "-") for order in newest), default=0) + 2
+    status_width = max((len(order["status"] or "-") for order in newest), default=0) + 2
+    for index, order in enumerate(newest):
         label = "  newest" if index == 0 else ""
         when = f"{order['order_date']:%Y-%m-%d %H:%M:%S}" if order["order_date"] else "-"
         total = f"{order['grand_total']} {order['currency_code'] or ''}".strip() if order["grand_total"] is not None else "-"
-        lines.append(f"{label:<13}{order['order_number'] or '-':<14}{order['status'] or '-':<12}{when}  {total}")
+        lines.append(f"{label:<13}{order['order_number'] or '-':<{number_width}}{order['status'] or '-':<{status_width}}{when}  {total}")
     return "\n".join(lines)
 
 

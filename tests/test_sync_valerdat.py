@@ -3,6 +3,8 @@ rate limits over real HTTP, into SQLite and MariaDB, compared with the store's t
 from __future__ import annotations
 
 import itertools
+import re
+import signal
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from synclet.history import HISTORY
 from synclet.sandbox import Sandbox
 
 from conftest import run_cli
+from test_watch import runs, start, wait_for
 from truth import differences
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
@@ -62,6 +65,8 @@ def test_backfill_then_only_changed_orders_are_fetched_again(database_url: str, 
     assert (run["sync_type"], run["orders_added"], run["orders_updated"]) == ("incremental", 5, len(changed))
     assert detail_requests(shop) - fetched == 5 + len(changed)  # the overlap's unchanged ids are not fetched
     assert "[INFO] No new orders to add in local system: valerdat" not in Path("synclet.log").read_text()
+    shown = run_cli("status", env=env).output
+    assert re.search(r"newest +PO-\d{4}-\d{6}  +[a-z_]+  +\d{4}-", shown), shown  # columns as wide as PO numbers
     assert run_cli("sync", env=env).exit_code == 0
     assert "[INFO] No new orders to add in local system: valerdat" in Path("synclet.log").read_text()
 
@@ -99,3 +104,30 @@ def test_rate_limits_are_waited_out(tmp_path: Path) -> None:
         result = run_cli("sync", env=valerdat_env(shop, url, HTTP_MAX_RETRIES="10"))
         assert result.exit_code == 0, result.output
         assert mismatches(url, shop) == []
+
+
+def test_watch_keeps_its_token_and_logs_a_quiet_stretch_once(database_url: str, tmp_path: Path) -> None:
+    """The original's 10-second poll: a line per cycle on the console, one login for the whole
+    watch, and a stretch of idle cycles written to the log once, not once per cycle."""
+    log_file = tmp_path / "activity.log"
+    with Sandbox(orders=40, seed=64, now=NOW) as shop:
+        env = {**valerdat_env(shop, database_url), "LOG_FILE": str(log_file)}
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: len(runs(database_url)) >= 4, process)
+        shop.add(count=2)
+        wait_for(lambda: any(r["orders_added"] == 2 for r in runs(database_url)), process)
+        settled = len(runs(database_url))
+        wait_for(lambda: len(runs(database_url)) >= settled + 3, process)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    history = runs(database_url)
+    active = [r for r in history if r["orders_added"] or r["orders_updated"]]
+    assert len(active) == 2 and all(r["status"] == "success" for r in history[:-1])  # SIGTERM may stop the last
+    told = [r for r in history if r in active or r["status"] != "success"]
+    log_text = log_file.read_text()
+    assert log_text.count("Starting ") == log_text.count("Finished ") == len(told) + 2  # + each quiet stretch's first cycle
+    assert log_text.count("[INFO] No new orders to add in local system: valerdat") == 2
+    assert stdout.decode().count("valerdat: ") >= len(history) - 1  # a console line per finished cycle
+    logins = sum(count for path, count in shop.stats()["paths"].items() if path.endswith("/auth/token/"))
+    assert logins == 1

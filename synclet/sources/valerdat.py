@@ -87,7 +87,7 @@ class ValerdatSource:
             if fresh or next_url is None:
                 return fresh, next_url is None
             url, params = next_url, None
-        raise ProtocolError(f"{self.name}: more than {MAX_STALLED_PAGES} pages of ids share {since}")
+        raise ProtocolError(f"more than {MAX_STALLED_PAGES} pages of ids share {since}")
 
     def _page(self, number: int, ids: Sequence[tuple[str, datetime]], window: Window, pool: ThreadPoolExecutor) -> Page:
         stored = window.stored_versions([uuid for uuid, _ in ids]) if window.stored_versions else {}
@@ -126,7 +126,7 @@ class ValerdatSource:
         token = self._current_token(refresh_after=token)
         response = self.http.request(method, url, headers={"Authorization": f"{AUTH_SCHEME} {token}"}, **kwargs)
         if response.status_code == 401:
-            raise AuthError(f"{self.name}: a fresh token was refused too (HTTP 401 at {self.http.describe(url)})")
+            raise AuthError(f"a fresh token was refused too (HTTP 401 at {self.http.describe(url)})")
         return response
 
     def _current_token(self, refresh_after: str | None = None) -> str:
@@ -139,9 +139,9 @@ class ValerdatSource:
     def _login(self) -> str:
         response = self.http.request("POST", f"{self.base_url}/{AUTH_PATH}", json=self.credentials)
         if response.status_code in (400, 401, 403):
-            raise AuthError(f"{self.name}: login refused (HTTP {response.status_code}): check VALERDAT_CUSTOMER, VALERDAT_USERNAME and VALERDAT_PASSWORD")
+            raise AuthError(f"login refused (HTTP {response.status_code}): check VALERDAT_CUSTOMER, VALERDAT_USERNAME and VALERDAT_PASSWORD")
         body = self.http.decode(response)
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise ProtocolError(f"{self.name}: the login answer holds no token")
+            raise ProtocolError("the login answer holds no token")
         return token

@@ -449,7 +449,9 @@ def test_serve_forever_prints_settings_and_stops_on_a_signal(stop_signal: int) -
     code = "from synclet.sandbox import serve_forever; serve_forever(port=0, orders=30, seed=2)"
     process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        lines = [process.stdout.readline() for _ in range(10)]  # type: ignore[union-attr]
+        lines: list[str] = []
+        while not lines or ("Press Ctrl-C" not in lines[-1] and lines[-1] and len(lines) < 40):  # the banner
+            lines.append(process.stdout.readline())  # type: ignore[union-attr]
         text = "".join(lines)
         base = re.search(r"MAGENTO_BASE_URL=(\S+)", text).group(1)  # type: ignore[union-attr]
         key = re.search(r"MAGENTO_ACCESS_KEY=(\S+)", text).group(1)  # type: ignore[union-attr]

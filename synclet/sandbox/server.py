@@ -248,11 +248,13 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
     echo(f"synclet sandbox: {orders} orders (seed {seed}), clock {fmt_time(sandbox.store.clock)} UTC")
     echo(f"  URL: {sandbox.url}  (OneSaas {onesaas.PATH}, REST /rest/default/V1/, Valerdat {valerdat.PREFIX}/api/)")
     echo(f"  Control API: {sandbox.url}{CONTROL_PREFIX}{{truth,stats,update,add,faults,rest_broken,deleted,settings,valerdat/...}}")
-    echo("Example .env (OneSaas; set the commented REST pair instead, or as well, for the REST API):")
-    for name, value in sandbox.env().items():
+    echo("Example .env (OneSaas; uncomment the REST or Valerdat lines instead, or as well, for those APIs):")
+    onesaas_env = sandbox.env()
+    for name, value in onesaas_env.items():
         echo(f"  {name}={value}")
-    echo(f"  # MAGENTO_REST_URL={sandbox.rest_url}")
-    echo(f"  # MAGENTO_TOKEN={sandbox.rest_token}")
+    for name, value in sandbox.env(rest=True, valerdat=True, onesaas=False).items():
+        if name not in onesaas_env:
+            echo(f"  # {name}={value}")
     echo("Press Ctrl-C to stop.")
     previous = _stop_on_sigterm()
     try:

@@ -265,8 +265,6 @@ def _commit_page(conn: Connection, source: str, page: Page, history_id: int, res
         if page.rejected:
             store.save_rejects(conn, page.rejected, history_id, now)
         newest = _newest_plausible(page) if page.advances_cursor else None
-        if page.advances_cursor and page.covered_until is not None:
-            newest = max(filter(None, (newest, page.covered_until)))
         cursor = max(filter(None, (result.cursor, newest)), default=None)
         pending = _advance(result.counts, page, outcome)
         history.record_progress(conn, history_id, pending, cursor)
@@ -278,15 +276,16 @@ def _commit_page(conn: Connection, source: str, page: Page, history_id: int, res
 
 
 def _newest_plausible(page: Page) -> datetime | None:
-    """The newest ``updated_at`` of the page, leaving out times more than a day ahead of this
-    machine's clock: one order stamped 2099 must not make every later run read nothing."""
+    """The newest ``updated_at`` the page vouches for (its orders', or the time it covered),
+    leaving out times more than a day ahead of this machine's clock: one order stamped 2099 must
+    not make every later run read nothing."""
     horizon = utc_now() + FUTURE_TOLERANCE
-    plausible = [o.source_updated_at for o in page.orders if o.source_updated_at <= horizon]
     for order in page.orders:
         if order.source_updated_at > horizon:
             log.warning("%s %s: updated_at %s is in the future; it does not move the cursor",
                         order.source, _label(order.order_number, order.external_id), order.source_updated_at)
-    return max(plausible, default=None)
+    times = [o.source_updated_at for o in page.orders] + ([page.covered_until] if page.covered_until else [])
+    return max((moment for moment in times if moment <= horizon), default=None)
 
 
 def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCounts:

@@ -131,3 +131,17 @@ def test_watch_keeps_its_token_and_logs_a_quiet_stretch_once(database_url: str, 
     assert stdout.decode().count("valerdat: ") >= len(history) - 1  # a console line per finished cycle
     logins = sum(count for path, count in shop.stats()["paths"].items() if path.endswith("/auth/token/"))
     assert logins == 1
+
+
+def test_an_order_stamped_in_the_future_does_not_move_the_cursor(database_url: str, shop: Sandbox) -> None:
+    """The ids walk covers the 2099 entry too; that must not carry the cursor past every later change."""
+    env = valerdat_env(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 0
+    cursor = last_run(database_url)["cursor"]
+    shop.update(ids=[9], updated_at=datetime(2099, 1, 1))
+    assert run_cli("sync", env=env).exit_code == 0
+    assert last_run(database_url)["cursor"] == cursor
+    shop.add(count=5, created_at=cursor + timedelta(seconds=5))
+    shop.update(count=2, updated_at=cursor + timedelta(seconds=6))
+    assert run_cli("sync", env=env).exit_code == 0
+    assert mismatches(database_url, shop) == []

@@ -8,7 +8,8 @@
     ├── SourceError               a source could not be read to the end
     │   ├── AuthError             the source refused our credentials
     │   ├── RemoteError           an HTTP error (after retries) or an error body
-    │   └── ProtocolError         the answer was not what the API promises (bad JSON, wrong shape)
+    │   ├── ProtocolError         the answer was not what the API promises (bad JSON, wrong shape)
+    │   └── Interrupted           a stop was asked for while a request waited to be retried
     └── MappingError              one order could not be mapped; it is rejected, the run goes on
 
 Messages are one line and never hold a secret: they are built from masked URLs only.
@@ -61,6 +62,10 @@ class RemoteError(SourceError):
 
 class ProtocolError(SourceError):
     """The source answered something its API does not promise (bad JSON, wrong shape)."""
+
+
+class Interrupted(SourceError):
+    """Ctrl-C or SIGTERM arrived while a request waited for its retry; the run ends there."""
 
 
 class MappingError(SyncletError):

@@ -23,7 +23,7 @@ import tenacity
 
 from synclet import __version__
 from synclet.config import Settings, mask_url
-from synclet.errors import AuthError, ProtocolError, RemoteError
+from synclet.errors import AuthError, Interrupted, ProtocolError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class HttpClient:
         backoff_seconds: float = 1.0,
         max_total_seconds: float = 600.0,
         session: requests.Session | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_retries = max_retries
@@ -84,10 +85,12 @@ class HttpClient:
         # workers on one token share the server's limit.
         self._quiet_until = 0.0
         self._quiet_lock = threading.Lock()
+        self.stop = stop or threading.Event()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpClient:
-        return cls(settings.http_timeout, settings.http_max_retries, mask=settings.mask, backoff_seconds=settings.http_backoff_seconds)
+    def from_settings(cls, settings: Settings, stop: threading.Event | None = None) -> HttpClient:
+        return cls(settings.http_timeout, settings.http_max_retries, mask=settings.mask,
+                   backoff_seconds=settings.http_backoff_seconds, stop=stop)
 
     def close(self) -> None:
         self.session.close()
@@ -118,6 +121,7 @@ class HttpClient:
             stop=tenacity.stop_after_attempt(self.max_retries + 1) | tenacity.stop_after_delay(self.max_total_seconds),
             wait=self._wait,
             before_sleep=self._log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         try:
@@ -133,18 +137,26 @@ class HttpClient:
         with self._quiet_lock:
             quiet = self._quiet_until - time.monotonic()
         if quiet > 0:
-            time.sleep(quiet)
+            self._sleep(quiet)
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout:
             raise _Transient(f"{method} {where}: no answer within {self.timeout:g}s") from None
         except requests.ConnectionError as error:
             raise _Transient(f"{method} {where}: cannot connect ({_reason(error)})") from None
+        except requests.exceptions.ChunkedEncodingError as error:  # the body stopped short of its length
+            raise _Transient(f"{method} {where}: the answer broke off ({_reason(error)})") from None
         except requests.RequestException as error:
             raise RemoteError(self.mask(f"{method} {where}: {_reason(error)}")) from None
         if response.status_code in RETRY_STATUSES and not (final is not None and final(response)):
             raise _Transient(f"{method} {where}: HTTP {response.status_code} {_snippet(response)}", response)
         return response
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait before a retry, but end at once when the run is asked to stop: a Retry-After or a
+        backoff can last minutes, longer than a service manager waits after SIGTERM."""
+        if self.stop.wait(seconds):
+            raise Interrupted(f"stopped on request while waiting {seconds:.0f}s to retry a request")
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

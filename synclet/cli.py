@@ -158,7 +158,7 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     if not names:
         raise ConfigError(f"no source configured: {HOW_TO_CONFIGURE}")
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
-    with stop_on_signals() as stop, open_sources(settings, names) as opened:
+    with stop_on_signals() as stop, open_sources(settings, names, stop) as opened:
         if not watch:
             sys.exit(run_sync(settings, opened, options, stop)[0])
         watch_sources(settings, opened, options, stop, interval)
@@ -177,10 +177,13 @@ def watch_sources(settings: Settings, sources: list[Source], options: SyncOption
     heartbeat = max(1, round(IDLE_LOG_SECONDS / interval))
     while not stop.is_set():
         quiet = {name for name, streak in idle_streak.items() if streak % heartbeat}
-        code, results = run_sync(settings, sources, dataclasses.replace(options, quiet_if_idle=frozenset(quiet)), stop)
+        _, results = run_sync(settings, sources, dataclasses.replace(options, quiet_if_idle=frozenset(quiet)), stop)
         for result in results:
             idle_streak[result.source] = idle_streak[result.source] + 1 if result.idle else 0
-        failures = failures + 1 if code == EXIT_FAILED else 0
+        # Back off only when a source could not finish; rejects waiting for a fix are not a reason
+        # to poll less often (the exit code still says they wait).
+        finished = len(results) == len(sources) and all(result.status in ("success", "dry-run") for result in results)
+        failures = 0 if finished else failures + 1
         options = SyncOptions(dry_run=options.dry_run)  # --force-initial and --since apply to the first cycle
         wait = min(interval * 2**failures, MAX_WATCH_BACKOFF_SECONDS) if failures else interval
         if failures and not stop.is_set():
@@ -189,13 +192,14 @@ def watch_sources(settings: Settings, sources: list[Source], options: SyncOption
 
 
 @contextlib.contextmanager
-def open_sources(settings: Settings, names: list[str]) -> Iterator[list[Source]]:
+def open_sources(settings: Settings, names: list[str], stop: threading.Event) -> Iterator[list[Source]]:
     """Each named source with an HTTP client of its own (one source's Retry-After must not hold
-    back another), all checked before any work starts and closed together."""
+    back another) that gives up waiting when ``stop`` is set; all checked before any work starts
+    and closed together."""
     with contextlib.ExitStack() as stack:
         sources = []
         for name in names:
-            http = HttpClient.from_settings(settings)
+            http = HttpClient.from_settings(settings, stop)
             stack.callback(http.close)
             sources.append(build_source(name, settings, http))
         yield sources

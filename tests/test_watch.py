@@ -93,3 +93,19 @@ def test_watch_survives_a_database_that_is_not_there_yet(tmp_path: Path) -> None
         _, stderr = process.communicate(timeout=30)
         assert process.returncode == 0 and b"cannot reach the database" in stderr
         assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_watch_keeps_its_pace_while_a_rejected_order_waits(tmp_path: Path) -> None:
+    """A reject makes every cycle exit 1, but it is not a failed cycle: no backing off for it."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    log_file = tmp_path / "activity.log"
+    with Sandbox(orders=30, seed=11, now=NOW) as shop:
+        shop.store.override(7, {"Total": "twelve"})
+        env = {**shop.env(), "DATABASE_URL": database_url, "LOG_FILE": str(log_file)}
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: len(runs(database_url)) >= 4, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert runs(database_url)[0]["orders_rejected"] == 1
+    assert "A sync cycle failed" not in log_file.read_text()

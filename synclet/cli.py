@@ -47,6 +47,10 @@ class Context:
         self.verbosity = verbosity
         self._settings: Settings | None = None
 
+    def mask(self, text: str) -> str:
+        """``text`` with the configured secrets masked: a server may echo a key in its error."""
+        return self._settings.mask(text) if self._settings is not None else text
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:
@@ -63,7 +67,8 @@ def handles_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except SyncletError as error:
-            click.echo(f"Error: {error}", err=True)
+            context = click.get_current_context().find_object(Context)
+            click.echo(f"Error: {context.mask(str(error)) if context else error}", err=True)
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
@@ -121,7 +126,7 @@ def test(obj: Context) -> None:
             click.echo(f"✓ {name}: {check()}")
         except SyncletError as error:
             failures += 1
-            click.echo(f"✗ {name}: {error}")
+            click.echo(f"✗ {name}: {settings.mask(str(error))}")
     if not settings.configured_sources():
         failures += 1
         click.echo(f"✗ sources: none configured ({HOW_TO_CONFIGURE})")
@@ -241,7 +246,7 @@ def run_sync(settings: Settings, sources: list[Source], options: SyncOptions,
             try:
                 result = sync_source(engine, source, settings, options, progress, click.echo, stop)
             except (LockHeld, DatabaseError) as error:  # this source's turn is over; the others go on
-                click.echo(f"{source.name}: {error}", err=True)
+                click.echo(f"{source.name}: {settings.mask(str(error))}", err=True)
                 codes.append(error.exit_code)
                 continue
             finally:

@@ -1,6 +1,7 @@
 """The command line as a user meets it: help for every command, the entry points, the demo."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import click
 import pytest
 
 from synclet.cli import main
+from synclet.sandbox import Sandbox
 
 from conftest import run_cli
 
@@ -48,3 +50,14 @@ def test_demo_runs_on_a_fresh_directory_and_again(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "incremental sync success, 0 added, 0 updated" in second.stdout
     assert first.stderr == second.stderr == ""
+
+
+@pytest.mark.parametrize("command", [["test"], ["sync", "--dry-run"], ["sync"]])
+def test_a_key_echoed_in_a_server_error_is_masked(command: list[str], tmp_path: Path) -> None:
+    """A store may quote the key back in its error body; no command prints it."""
+    with Sandbox(orders=5, seed=3) as shop:
+        shop.arm_fault(status=200, times=None, body=json.dumps({"Error": f"Unknown store for key {shop.access_key}"}))
+        result = run_cli(*command, env={**shop.env(), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "LOG_FILE": "log"})
+    assert result.exit_code == 1
+    assert "Unknown store for key ***" in result.output and shop.access_key not in result.output
+    assert shop.access_key not in Path("log").read_text()

@@ -54,8 +54,12 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.env_file)
-            configure_logging(self._settings.log_file, self._settings.mask, self.verbosity)
+            settings = load_settings(self.env_file)
+            try:
+                configure_logging(settings.log_file, settings.mask, self.verbosity)
+            except OSError as error:
+                raise ConfigError(f"LOG_FILE: cannot write {settings.log_file!r} ({error.strerror})") from None
+            self._settings = settings
         return self._settings
 
 

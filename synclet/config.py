@@ -204,14 +204,37 @@ class _Reader:
             return SQLITE_DEFAULT_URL
         try:
             url = make_url(raw)
-        except ArgumentError:
+            port = url.port
+        except (ArgumentError, ValueError):
             raise ConfigError("DATABASE_URL: not a valid SQLAlchemy URL (e.g. mysql+pymysql://user:pw@host/db)") from None
         backend = url.get_backend_name()
         if backend not in ("sqlite", "mysql", "mariadb"):
             raise ConfigError(f"DATABASE_URL: {backend!r} is not supported (use MariaDB/MySQL or SQLite)")
-        if backend != "sqlite" and "charset" not in url.query:
+        if backend == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                raise ConfigError("DATABASE_URL: an in-memory SQLite database forgets everything at exit; give a file (sqlite:///synclet.db)")
+            return url.render_as_string(hide_password=False)
+        if "+" not in url.drivername:  # mysql:// means "the driver synclet ships with"
+            url = url.set(drivername=f"{backend}+pymysql")
+        elif url.get_driver_name() != "pymysql":
+            raise ConfigError(f"DATABASE_URL: driver {url.get_driver_name()!r} is not installed (use {backend}+pymysql://…)")
+        if not url.database:
+            raise ConfigError("DATABASE_URL: no database name (e.g. mysql+pymysql://user:pw@host:3306/synclet)")
+        if port is not None and not 1 <= port <= 65535:
+            raise ConfigError(f"DATABASE_URL: port {port} is out of range (must be between 1 and 65535)")
+        if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
         return url.render_as_string(hide_password=False)
+
+    def log_file(self) -> str | None:
+        """The activity log's path (None: disabled); its folder must exist, as it is not made."""
+        raw = self.values.get("LOG_FILE")
+        if raw is None:
+            return "synclet.log"
+        path = raw.strip()
+        if path and not Path(path).parent.is_dir():
+            raise ConfigError(f"LOG_FILE: the folder of {path!r} does not exist")
+        return path or None
 
     def settings(self) -> Settings:
         self.requires("MAGENTO_BASE_URL", "MAGENTO_ACCESS_KEY")
@@ -219,7 +242,6 @@ class _Reader:
         self.requires("VALERDAT_BASE_URL", "VALERDAT_CUSTOMER", "VALERDAT_USERNAME", "VALERDAT_PASSWORD")
         self.requires("BIGBLOCK_BASE_URL", "BIGBLOCK_API_KEY")
         initial = self.text("INITIAL_SYNC_DATE")
-        log_file = self.values.get("LOG_FILE")
         return Settings(
             database_url=self.database_url(),
             magento_base_url=self.http_url("MAGENTO_BASE_URL"),
@@ -238,7 +260,7 @@ class _Reader:
             http_timeout=self.seconds("HTTP_TIMEOUT", 30.0),
             http_max_retries=self.integer("HTTP_MAX_RETRIES", 5, 0, 20),
             http_backoff_seconds=self.seconds("HTTP_BACKOFF_SECONDS", 1.0),
-            log_file="synclet.log" if log_file is None else (log_file.strip() or None),
+            log_file=self.log_file(),
             bigblock_base_url=self.http_url("BIGBLOCK_BASE_URL"),
             bigblock_api_key=self.text("BIGBLOCK_API_KEY"),
             bigblock_locations_csv=self.text("BIGBLOCK_LOCATIONS_CSV"),

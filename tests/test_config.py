@@ -35,6 +35,17 @@ def test_database_url_wins_over_pieces_and_gets_utf8mb4() -> None:
     assert settings.database_url == "mysql+pymysql://u@h/db?charset=utf8mb4"
 
 
+def test_a_driverless_mysql_url_gets_the_driver_synclet_ships_with() -> None:
+    settings = load_settings(environ={"DATABASE_URL": "mysql://u:pw@h:3307/db"})
+    assert settings.database_url == "mysql+pymysql://u:pw@h:3307/db?charset=utf8mb4"
+
+
+def test_an_unwritable_log_file_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    result = run_cli("status", env={"LOG_FILE": str(tmp_path / "taken")})  # a folder, not a file
+    assert result.exit_code == 2 and result.output.startswith("Error: LOG_FILE: cannot write")
+
+
 def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     env_file = tmp_path / "custom.env"
     env_file.write_text("MAGENTO_PAGE_SIZE=20\nSYNC_OVERLAP_SECONDS=60\nINITIAL_SYNC_DATE=2025-07-01 07:41:16\n")
@@ -62,6 +73,13 @@ def test_dot_env_in_the_working_directory_is_read() -> None:
         ({"HTTP_MAX_RETRIES": "x"}, "HTTP_MAX_RETRIES"),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgresql://u@h/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql+mysqldb://u@h/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql+pymysql://root@127.0.0.1"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql+pymysql://root@127.0.0.1:99999/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql+pymysql://root@127.0.0.1:port/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL"),
+        ({"LOG_FILE": "/nonexistent-folder/synclet.log"}, "LOG_FILE"),
         ({"DB_HOST": "h", "DB_USER": "u"}, "DB_NAME"),
         ({"DB_HOST": "h", "DB_NAME": "n", "DB_PORT": "70000", "DB_USER": "u"}, "DB_PORT"),
         ({"MAGENTO_BASE_URL": "shop.example/onesaas", "MAGENTO_ACCESS_KEY": "k"}, "MAGENTO_BASE_URL"),

@@ -33,6 +33,7 @@ from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_WATCH_BACKOFF_SECONDS = 600.0
+DEMO_DATABASE_URL = "sqlite:///synclet-demo.db"
 IDLE_LOG_SECONDS = 3600.0  # under --watch, how often a stretch of idle cycles is written to the log
 HOW_TO_CONFIGURE = ("set MAGENTO_BASE_URL and MAGENTO_ACCESS_KEY, MAGENTO_REST_URL and MAGENTO_TOKEN, or the four "
                     "VALERDAT_* settings (see .env.example)")
@@ -341,7 +342,8 @@ def sandbox(port: int, orders: int, seed: int) -> None:
 @main.command()
 @click.option("--orders", type=click.IntRange(min=1), default=500, show_default=True, help="How many orders the sandbox makes.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same orders.")
-@click.option("--database-url", default="sqlite:///synclet.db", show_default=True, help="Where to sync (the embedded SQLite file by default).")
+@click.option("--database-url", default=DEMO_DATABASE_URL, show_default=True,
+              help="Where to sync (an embedded SQLite file of its own, so demo orders never mix with real ones).")
 @click.pass_obj
 @handles_errors
 def demo(obj: Context, orders: int, seed: int, database_url: str) -> None:

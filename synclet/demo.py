@@ -45,8 +45,10 @@ def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> i
         for entry in report.source_status(engine, ["magento"], utc_now()):
             click.echo(report.render(entry, configured=True))
         engine.dispose()
+    where = database_url.removeprefix("sqlite:///")
     click.echo(
-        "\nNext: look inside with `sqlite3 synclet.db 'select order_number, status, grand_total from orders limit 5'`,"
-        "\nrun `python synclet.py demo` again (nothing changes), or point .env at your store (see README)."
+        f"\nThe demo keeps its orders in {where}, apart from the database `sync` uses, so they never mix with"
+        f"\nyour store's. Next: look inside with `sqlite3 {where} 'select order_number, status, grand_total from orders"
+        "\nlimit 5'`, run `python synclet.py demo` again (nothing changes), or point .env at your store (see README)."
     )
     return EXIT_OK if result.exit_code == EXIT_OK else result.exit_code

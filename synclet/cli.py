@@ -28,7 +28,7 @@ from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
-from synclet.sources import Source, build_source
+from synclet.sources import Source, build_source, registry
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -313,13 +313,20 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
         if not click.confirm(f"Delete {what} in {settings.masked_database_url()}?"):
             click.echo("Nothing deleted.")
             sys.exit(EXIT_FAILED)
+    if source is not None and source not in registry():
+        click.echo(f"Error: --source: unknown source {source!r} (known: {', '.join(sorted(registry()))})", err=True)
+        sys.exit(EXIT_FAILED)
     engine = db.connect(settings.database_url)
     db.ensure_schema(engine)
     with engine.connect() as conn, contextlib.ExitStack() as locks:
         with conn.begin():
             names = [source] if source else report.known_sources(conn)
-        for name in names:
-            locks.enter_context(SourceLock(conn, name))  # nothing is cleared under a running sync
+        try:
+            for name in names:
+                locks.enter_context(SourceLock(conn, name))  # nothing is cleared under a running sync
+        except LockHeld as error:  # the contract gives clear 0 or 1: this is a refusal
+            click.echo(f"Error: refusing to clear: {error}", err=True)
+            sys.exit(EXIT_FAILED)
         with conn.begin():
             counts = store.clear(conn, source)
     click.echo(

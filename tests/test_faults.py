@@ -109,6 +109,8 @@ def test_an_overlapping_run_exits_75_naming_the_holder(database_url: str, tmp_pa
             assert second.exit_code == 75
             assert f"another sync of magento is running (pid {first.pid} on " in second.output and "since" in second.output
             assert len(history(database_url)) == 1  # the second run wrote nothing
+            cleared = run_cli("clear", "--yes", env=env_for(shop, database_url))
+            assert cleared.exit_code == 1 and "refusing to clear: another sync of magento is running" in cleared.output
         finally:
             first.kill()
             first.wait()

@@ -7,6 +7,7 @@ reported, never the local clock.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -371,9 +373,8 @@ def summary(result: RunResult) -> str:
 def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOptions, report: Callable[[str], None]) -> RunResult:
     """Fetch and map as a real run would, compare with what is stored, write nothing."""
     started = time.monotonic()
-    state, _ = db.schema_state(engine)
-    with engine.connect() as conn:
-        stored_conn = conn if state == "current" else None
+    state = db.schema_state(engine)[0] if _database_exists(engine) else "empty"
+    with engine.connect() if state == "current" else contextlib.nullcontext() as stored_conn:
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
@@ -390,6 +391,11 @@ def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOp
             result.counts = _advance(result.counts, page, outcome)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _database_exists(engine: Engine) -> bool:
+    """False for an SQLite file that is not there yet: a dry run must not create it by looking."""
+    return engine.dialect.name != "sqlite" or Path(engine.url.database or "").exists()
 
 
 def _describe(window: Window) -> str:

@@ -138,6 +138,8 @@ def test_dry_run_writes_nothing(database_url: str, shop: Sandbox) -> None:
     result = run_cli("sync", "--dry-run", env=settings_for(shop, database_url))
     assert result.exit_code == 0
     assert result.output.count("[dry-run] would add: magento ") == identity_count(shop)
+    if database_url.startswith("sqlite:///"):
+        assert not Path(database_url.removeprefix("sqlite:///")).exists()  # not even an empty file
     assert db.schema_state(db.connect(database_url))[0] == "empty"
 
 

@@ -1,23 +1,69 @@
-"""One run at a time per source and database, with locks that die with their holder.
+"""Locks that die with their holder: one run at a time per source, one schema change at a time.
 
-MariaDB: ``GET_LOCK`` on the very connection the run writes through; the server frees it when that
-connection ends, however the process died, and a run whose connection is killed cannot write
-another row without it. SQLite: ``flock`` on a file beside the database; the kernel frees it when
-the process ends, even after ``kill -9``.
+MariaDB: ``GET_LOCK`` on a connection; the server frees it when that connection ends, however the
+process died. A source's lock is taken on the very connection the run writes through, so a run
+whose connection is killed cannot write another row without it. SQLite: ``flock`` on a file beside
+the database; the kernel frees it when the process ends, even after ``kill -9``.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine, URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import history
 from synclet.errors import LockHeld
+
+SCHEMA_LOCK_SECONDS = 60.0
+_FILE_LOCK_POLL_SECONDS = 0.05
+
+
+def server_lock_name(url: URL, what: str) -> str:
+    """The server-wide name of a lock on ``what`` in this database (MariaDB caps names at 64)."""
+    return f"synclet.{url.database or ''}.{what}"[:64]
+
+
+def get_server_lock(conn: Connection, name: str, wait: float) -> bool:
+    """Take ``GET_LOCK`` on ``conn``, waiting up to ``wait`` seconds; False if another holds it."""
+    acquired = conn.execute(text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": wait}).scalar()
+    conn.commit()
+    return acquired == 1
+
+
+def release_server_lock(conn: Connection, name: str) -> None:
+    try:
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+        conn.commit()
+    except SQLAlchemyError:
+        conn.invalidate()  # the connection is gone and the server freed the lock with it; never pool it
+
+
+def lock_file_path(url: URL, what: str) -> Path | None:
+    """The file beside a SQLite database that stands for a lock on ``what``; None in memory."""
+    if not url.database or url.database == ":memory:":
+        return None
+    return Path(f"{url.database}.{what}.lock")
+
+
+def lock_file(path: Path, wait: float) -> int | None:
+    """An open descriptor holding ``flock`` on ``path``, or None if another held it for ``wait`` seconds."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(_FILE_LOCK_POLL_SECONDS)
 
 
 class SourceLock:
@@ -42,37 +88,27 @@ class SourceLock:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if self._server_lock:
             self._server_lock = False
-            try:
-                self.conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.name})
-                self.conn.commit()
-            except SQLAlchemyError:
-                pass  # the connection is gone, and the server freed the lock with it
+            release_server_lock(self.conn, self.name)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
     @property
     def name(self) -> str:
-        return f"synclet.{self.conn.engine.url.database or ''}.{self.source}"[:64]
+        return server_lock_name(self.conn.engine.url, self.source)
 
     def _lock_server(self) -> None:
-        acquired = self.conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": self.name}).scalar()
-        self.conn.commit()
-        if acquired != 1:
+        if not get_server_lock(self.conn, self.name, 0):
             raise LockHeld(self._held_message())
         self._server_lock = True
 
     def _lock_file(self) -> None:
-        database = self.conn.engine.url.database
-        if not database or database == ":memory:":
+        path = lock_file_path(self.conn.engine.url, self.source)
+        if path is None:
             return
-        fd = os.open(Path(f"{database}.{self.source}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LockHeld(self._held_message()) from None
-        self._fd = fd
+        self._fd = lock_file(path, 0)
+        if self._fd is None:
+            raise LockHeld(self._held_message())
 
     def _held_message(self) -> str:
         holder = ""
@@ -84,3 +120,57 @@ class SourceLock:
         except SQLAlchemyError:  # the message is best effort; the lock is what matters
             self.conn.rollback()
         return f"another sync of {self.source} is running{holder}; try again later"
+
+
+class SchemaLock:
+    """``with SchemaLock(engine):`` — one process at a time creates or upgrades the schema.
+
+    Waits up to ``wait`` seconds for another process's schema change, then raises ``LockHeld``.
+    On MariaDB the lock lives on a connection of its own, so the migration may commit freely.
+    """
+
+    WHAT = "schema"
+
+    def __init__(self, engine: Engine, wait: float = SCHEMA_LOCK_SECONDS) -> None:
+        self.engine = engine
+        self.wait = wait
+        self._conn: Connection | None = None
+        self._fd: int | None = None
+
+    def __enter__(self) -> SchemaLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            path = lock_file_path(self.engine.url, self.WHAT)
+            if path is not None:
+                self._fd = lock_file(path, self.wait)
+                if self._fd is None:
+                    raise LockHeld(self._held_message())
+            return
+        conn = self.engine.connect()
+        try:
+            acquired = get_server_lock(conn, server_lock_name(self.engine.url, self.WHAT), self.wait)
+        except BaseException:
+            conn.close()
+            raise
+        if not acquired:
+            conn.close()
+            raise LockHeld(self._held_message())
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            release_server_lock(self._conn, server_lock_name(self.engine.url, self.WHAT))
+            self._conn.close()
+            self._conn = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _held_message(self) -> str:
+        return f"another synclet has been creating or upgrading the database schema for over {self.wait:.0f}s; try again later"

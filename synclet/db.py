@@ -1,6 +1,7 @@
 """Engines and schema: connect to the configured database and keep it at the newest migration."""
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -9,14 +10,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from alembic.util import CommandError
+from sqlalchemy import create_engine, event, inspect, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from synclet.errors import DatabaseError, SchemaOutdated
+from synclet.locks import SchemaLock
+from synclet.models import Base
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VERSION_TABLE = "alembic_version"
 SchemaState = Literal["empty", "current", "outdated", "unknown"]
+log = logging.getLogger(__name__)
 
 # SQLite has no DECIMAL type; values round-trip through the column's scale (4 places) exactly
 # for any realistic amount, and MariaDB stores true DECIMALs. The warning says nothing new.
@@ -77,14 +83,63 @@ def schema_state(engine: Engine) -> tuple[SchemaState, str | None]:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
-    """Create or upgrade the schema to the newest migration; safe to repeat. Returns (before, after)."""
-    before = schema_state(engine)[1]
+    """Create or upgrade the schema to the newest migration; safe to repeat. Returns (before, after).
+
+    Runs under the schema lock and looks at the schema again inside it: of two first runs, the
+    second waits and then finds the schema made. Tables an interrupted creation left behind
+    (MariaDB and SQLite commit each DDL statement) are dropped first, if they are empty.
+    """
+    lock = SchemaLock(engine)
     try:
+        lock.acquire()
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot reach the database: {describe_error(error)}") from None
+    try:
+        return _upgrade_locked(engine)
+    finally:
+        lock.release()
+
+
+def _upgrade_locked(engine: Engine) -> tuple[str | None, str | None]:
+    state, before = schema_state(engine)
+    if state == "unknown":
+        raise _foreign_schema(before)
+    if state == "current":
+        return before, before
+    try:
+        if state == "empty":
+            with engine.begin() as connection:
+                _drop_interrupted_creation(connection)
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection), "head")
     except SQLAlchemyError as error:
         raise DatabaseError(f"migration failed: {describe_error(error)}") from None
+    except CommandError as error:
+        raise DatabaseError(f"migration failed: {' '.join(str(error).split())}") from None
     return before, head_revision()
+
+
+def _drop_interrupted_creation(connection: Connection) -> None:
+    """Drop the empty tables of a schema creation that never recorded its revision; keep any data.
+
+    Only synclet's own tables are touched, and only beside an ``alembic_version`` table (alembic
+    makes it first), so a database that merely has a table called ``orders`` is refused, not cleared.
+    """
+    present = set(inspect(connection).get_table_names())
+    leftovers = [table for table in reversed(Base.metadata.sorted_tables) if table.name in present]
+    if not leftovers:
+        return
+    names = ", ".join(sorted(table.name for table in leftovers))
+    if VERSION_TABLE not in present:
+        raise DatabaseError(f"the database already has tables named like synclet's ({names}) but no synclet "
+                            "schema: use an empty database, or drop those tables if they are leftovers")
+    filled = sorted(t.name for t in leftovers if connection.execute(select(literal(1)).select_from(t).limit(1)).first())
+    if filled:
+        raise DatabaseError(f"the database has synclet tables with rows ({', '.join(filled)}) but no schema revision "
+                            "recorded: move that data away and drop the tables, then run `python synclet.py init`")
+    log.warning("Dropping the empty tables an interrupted schema creation left behind: %s", names)
+    for table in leftovers:
+        table.drop(connection)
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -95,4 +150,8 @@ def ensure_schema(engine: Engine) -> None:
     elif state == "outdated":
         raise SchemaOutdated(f"the database schema ({current}) is older than this synclet: run `python synclet.py init`")
     elif state == "unknown":
-        raise SchemaOutdated(f"the database schema ({current}) is newer than this synclet or not synclet's: upgrade synclet")
+        raise _foreign_schema(current)
+
+
+def _foreign_schema(revision: str | None) -> SchemaOutdated:
+    return SchemaOutdated(f"the database schema ({revision}) is newer than this synclet or not synclet's: upgrade synclet")

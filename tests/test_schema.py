@@ -1,0 +1,174 @@
+"""Creating and upgrading the schema on both real databases: an interrupted first run, two first
+runs at once, and a database made by another synclet."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, MetaData, String, Table, func, inspect, select, text
+from sqlalchemy.engine import Engine
+
+from synclet import db
+from synclet.errors import LockHeld
+from synclet.locks import SchemaLock
+from synclet.models import Base
+from synclet.sandbox import Sandbox
+
+from conftest import run_cli
+from truth import differences
+
+ROOT = Path(__file__).resolve().parent.parent
+SYNCLET_TABLES = set(Base.metadata.tables)
+
+
+def make_partial_schema(engine: Engine, tables: tuple[str, ...], *, version_table: bool = True) -> None:
+    """What a first run killed part-way leaves: an empty alembic_version and the first tables."""
+    with engine.begin() as conn:
+        if version_table:
+            Table(db.VERSION_TABLE, MetaData(), Column("version_num", String(32), primary_key=True)).create(conn)
+        for name in tables:
+            Base.metadata.tables[name].create(conn)
+
+
+def table_names(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def add_order_row(engine: Engine) -> None:
+    now = datetime(2026, 1, 1)
+    orders = Base.metadata.tables["orders"]
+    with engine.begin() as conn:
+        conn.execute(orders.insert().values(source="magento", external_id="1", source_updated_at=now, raw_json="{}",
+                                            content_hash="x", first_synced_at=now, last_synced_at=now))
+
+
+@pytest.mark.parametrize("tables", [("orders",), ("orders", "sync_history", "order_addresses", "order_items")])
+def test_init_recovers_from_an_interrupted_first_run(database_url: str, tables: tuple[str, ...]) -> None:
+    engine = db.connect(database_url)
+    make_partial_schema(engine, tables)
+    assert db.schema_state(engine) == ("empty", None)
+
+    result = run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert result.exit_code == 0, result.output
+    assert f"upgraded from empty to schema {db.head_revision()}" in result.output
+    assert db.schema_state(engine) == ("current", db.head_revision())
+    assert SYNCLET_TABLES <= table_names(engine)
+    with engine.connect() as conn:  # the recreated table has the migration's indexes, not the leftover's
+        indexes = {index["name"] for index in inspect(conn).get_indexes("orders")}
+    assert "ix_orders_source_source_updated_at" in indexes
+
+
+def test_sync_recovers_from_an_interrupted_first_run(database_url: str) -> None:
+    engine = db.connect(database_url)
+    make_partial_schema(engine, ("orders", "sync_history"))
+    with Sandbox(orders=5, seed=4) as shop:
+        result = run_cli("sync", env={**shop.env(), "DATABASE_URL": database_url, "LOG_FILE": ""})
+        assert result.exit_code == 0, result.output
+        assert differences(engine, shop.truth()) == []
+
+
+def test_leftover_tables_holding_rows_are_never_dropped(database_url: str) -> None:
+    engine = db.connect(database_url)
+    make_partial_schema(engine, ("orders", "order_items"))
+    add_order_row(engine)
+
+    result = run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: the database has synclet tables with rows (orders) but no schema revision recorded: "
+        "move that data away and drop the tables, then run `python synclet.py init`"
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Base.metadata.tables["orders"])).scalar() == 1
+    assert table_names(engine) == {db.VERSION_TABLE, "orders", "order_items"}
+
+
+def test_tables_named_like_ours_without_a_version_table_are_left_alone(database_url: str) -> None:
+    engine = db.connect(database_url)
+    make_partial_schema(engine, ("orders",), version_table=False)
+
+    result = run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the database already has tables named like synclet's (orders)")
+    assert len(result.output.strip().splitlines()) == 1
+    assert table_names(engine) == {"orders"}
+
+
+def test_a_schema_from_another_synclet_is_refused_in_one_line(database_url: str) -> None:
+    engine = db.connect(database_url)
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {db.VERSION_TABLE} SET version_num = 'zzz'"))
+
+    result = run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: the database schema (zzz) is newer than this synclet or not synclet's: upgrade synclet"
+    ]
+    assert db.schema_state(engine) == ("unknown", "zzz")
+
+
+def test_overlapping_first_runs_wait_and_migrate_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first migration is slowed down so the second run asks while it is under way."""
+    real_upgrade = db.command.upgrade
+    migrations: list[str] = []
+
+    def slow_upgrade(*args: Any, **kwargs: Any) -> None:
+        migrations.append(threading.current_thread().name)
+        time.sleep(1.0)
+        real_upgrade(*args, **kwargs)
+
+    monkeypatch.setattr(db.command, "upgrade", slow_upgrade)
+    start = threading.Barrier(2)
+    results: dict[str, tuple[str | None, str | None]] = {}
+    errors: list[BaseException] = []
+
+    def first_run() -> None:
+        engine = db.connect(database_url)  # an engine each, as two processes would have
+        start.wait()
+        try:
+            results[threading.current_thread().name] = db.upgrade(engine)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=first_run, name=f"run-{n}") for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    head = db.head_revision()
+    assert sorted(results.values(), key=lambda run: run[0] or "") == [(None, head), (head, head)]
+    assert len(migrations) == 1
+
+
+def test_overlapping_init_processes_both_succeed(database_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_FILE": ""}
+    command = [sys.executable, str(ROOT / "synclet.py"), "init"]
+    runs = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum("upgraded from empty" in output for output in outputs) == 1, outputs
+    assert db.schema_state(db.connect(database_url)) == ("current", db.head_revision())
+
+
+def test_schema_lock_gives_up_after_its_wait(database_url: str) -> None:
+    holder, waiter = db.connect(database_url), db.connect(database_url)
+    with SchemaLock(holder):
+        began = time.monotonic()
+        with pytest.raises(LockHeld, match="creating or upgrading the database schema"):
+            SchemaLock(waiter, wait=0.5).acquire()
+        assert 0.4 < time.monotonic() - began < 5
+    with SchemaLock(waiter, wait=0.5):  # released with the block, so the next one gets it at once
+        pass

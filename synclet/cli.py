@@ -140,6 +140,8 @@ def test(obj: Context) -> None:
 
 def _check_database(settings: Settings) -> str:
     state, revision = db.schema_state(db.connect(settings.database_url))
+    if state == "unknown":
+        raise DatabaseError(f"{settings.masked_database_url()}: schema {revision} is newer than this synclet or not synclet's")
     advice = {"empty": "empty: `sync` or `init` will create the schema", "outdated": "schema outdated: run `init`"}
     return f"{settings.masked_database_url()} ({advice.get(state, f'schema {revision}')})"
 

@@ -114,6 +114,8 @@ def test_a_schema_from_another_synclet_is_refused_in_one_line(database_url: str)
         "Error: the database schema (zzz) is newer than this synclet or not synclet's: upgrade synclet"
     ]
     assert db.schema_state(engine) == ("unknown", "zzz")
+    checked = run_cli("test", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert checked.exit_code == 1 and "✗ database: " in checked.output and "schema zzz is newer" in checked.output
 
 
 def test_overlapping_first_runs_wait_and_migrate_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -625,12 +625,20 @@ def test_random_stores_with_crowded_seconds_and_broken_orders_are_read_exactly_o
     assert all("page=" not in request for request in fake.requests)
 
 
-def test_a_bundle_priced_by_its_children_adds_their_amounts_up() -> None:
-    lines = [{"item_id": 1, "sku": "K", "name": "Kit", "product_type": "bundle", "price": 0, "qty_ordered": 2},
-             {"item_id": 2, "sku": "K1", "parent_item_id": 1, "price": 3, "tax_amount": "0.6", "tax_percent": 20,
-              "row_total_incl_tax": "7.2"},
-             {"item_id": 3, "sku": "K2", "parent_item_id": 1, "price": 4, "tax_amount": "0.8", "tax_percent": 20,
-              "row_total_incl_tax": "9.6", "discount_amount": 1}]
-    (item,) = parse_order(changed(load("order_full.json"), ("items",), lines)).items
-    assert (item.sku, item.quantity, item.unit_price_ex_tax, item.tax_amount, item.tax_rate) == ("K", D("2"), D("7"), D("1.4"), D("0.2"))
-    assert (item.discount_amount, item.line_total_incl_tax) == (D("1"), D("15.8"))
+BUNDLES = {  # case in bundle_items.json -> (quantity, unit ex tax, unit incl tax, rate, tax, discount, line total)
+    "two of one part and three of another": ("1", "50", "60", "0.2", "10", "0", "60"),
+    "two bundles, a discounted part twice in each": ("2", "27.99", "33.588", "0.2", "11.196", "3", "64.176"),
+    "a row total per bundle rounds half up": ("8", "1.2513", "1.2513", "0", "0", "0", "10.01"),
+    "one of each part": ("3", "10", "10.5", "0.05", "1.5", "1.5", "30"),
+    "a bundle without a quantity has no unit price": (None, None, None, "0", "0", "0", "10"),
+}
+
+
+@pytest.mark.parametrize("case", list(BUNDLES))
+def test_a_bundle_priced_by_its_parts_is_one_line_whose_unit_prices_are_its_row_totals_per_bundle(case: str) -> None:
+    rows = load("bundle_items.json")[case]
+    (item,) = parse_order(changed(load("order_full.json"), ("items",), rows)).items
+    amounts = (item.quantity, item.unit_price_ex_tax, item.price_incl_tax, item.tax_rate, item.tax_amount,
+               item.discount_amount, item.line_total_incl_tax)
+    assert (item.sku, item.name) == (rows[0]["sku"], rows[0]["name"])
+    assert amounts == tuple(None if value is None else D(value) for value in BUNDLES[case])

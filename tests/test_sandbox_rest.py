@@ -14,7 +14,7 @@ import requests
 
 from synclet.sandbox import Sandbox
 from synclet.sandbox.data import Order
-from synclet.sandbox.model import fmt_time
+from synclet.sandbox.model import fmt_time, money
 
 NOW = datetime(2026, 1, 1)
 ORDERS = 600
@@ -302,12 +302,18 @@ def test_configurable_and_bundle_lines(served: list[dict[str, Any]]) -> None:
             assert child["sku"] == parent["sku"] and child["name"].startswith(parent["name"] + " - ")
             assert child["price"] == child["row_total"] == child["tax_amount"] == child["discount_amount"] == 0
             assert child["qty_ordered"] == parent["qty_ordered"]
-        else:  # the children carry the price
+        else:  # the children carry the price; a part may be in each bundle more than once
             assert parent["price"] == parent["row_total"] == parent["tax_amount"] == 0
             assert child["sku"].startswith(parent["sku"] + "-") and child["price"] > 0
+            assert child["qty_ordered"] / parent["qty_ordered"] in (1, 2, 3)
+    per_bundle = set()
     for parent in parents.values():
         kids = [c for c in children if c["parent_item_id"] == parent["item_id"]]
         assert len(kids) == (1 if parent["product_type"] == "configurable" else 2)
+        if parent["product_type"] == "bundle":
+            per_bundle.add(kids[0]["qty_ordered"] / parent["qty_ordered"])
+            assert kids[1]["qty_ordered"] == parent["qty_ordered"]
+    assert per_bundle == {1, 2, 3}
     assert len({item["item_id"] for item in rows}) == len(rows)
 
 
@@ -405,13 +411,17 @@ def fold(order: dict[str, Any]) -> list[dict[str, Any]]:
     lines = []
     for parent in (i for i in order["items"] if i["parent_item_id"] is None):
         kids = [i for i in order["items"] if i["parent_item_id"] == parent["item_id"]]
-        priced = kids if parent["product_type"] == "bundle" else [parent]
+        bundle, quantity = parent["product_type"] == "bundle", d(parent["qty_ordered"])
+        priced = kids if bundle else [parent]
         total = {k: sum(d(i[k]) for i in priced) for k in ("price", "price_incl_tax", "tax_amount",
-                                                            "discount_amount", "row_total_incl_tax")}
+                                                            "discount_amount", "row_total", "row_total_incl_tax")}
+        if bundle:  # unit prices are the row totals per bundle: a part may be in it more than once
+            total["price"] = money(total["row_total"] / quantity)
+            total["price_incl_tax"] = money(total["row_total_incl_tax"] / quantity)
         lines.append({
             "line_no": len(lines) + 1,
             "sku": kids[0]["sku"] if parent["product_type"] == "configurable" else parent["sku"],
-            "name": parent["name"], "quantity": d(parent["qty_ordered"]), "unit_price_ex_tax": total["price"],
+            "name": parent["name"], "quantity": quantity, "unit_price_ex_tax": total["price"],
             "price_incl_tax": total["price_incl_tax"], "tax_rate": d(priced[0]["tax_percent"]) / 100,
             "tax_amount": total["tax_amount"], "discount_amount": total["discount_amount"],
             "line_total_incl_tax": total["row_total_incl_tax"] - total["discount_amount"],

@@ -10,9 +10,12 @@ product id alone (``product_id % 20``), so it is stable across renders and seeds
   ``parent_item_id`` = the parent's ``item_id``, every amount 0, an embedded ``parent_item`` copy).
 * **bundle** (6, ~5 %): a parent row (``bundle``, product id ``200000 + id``, the line's sku and
   name) with every amount 0, then two children (``simple``, skus ``<sku>-1``/``<sku>-2``) that
-  CARRY THE PRICE: child 1 holds 60 % of the unit price and unit discount (rounded), child 2 the
-  rest of every amount, so the children add up to the line exactly. Each child orders the parent's
-  quantity (one of each part per bundle) and embeds a ``parent_item`` copy.
+  CARRY THE PRICE, each embedding a ``parent_item`` copy. Part 1 is in each bundle ``m`` times
+  (``m = 1 + (product_id // 20) % 3``, so 1, 2 or 3), part 2 once; a child orders the parent's
+  quantity times its ``m``. Part 1's unit price and unit discount are 60 % of the line's divided
+  by ``m`` (rounded), its row amounts those of its own quantity; part 2 holds the rest of every
+  amount (its unit prices the line's less ``m`` times part 1's), so the rows add up to the line
+  exactly, and the parts' unit prices do not when ``m > 1``.
 
 Row amounts are Magento's: ``row_total = round(price * qty)`` and ``row_total_incl_tax =
 row_total + tax_amount`` are BEFORE discount; ``discount_amount`` is positive on items.
@@ -20,17 +23,19 @@ row_total + tax_amount`` are BEFORE discount; ``discount_amount`` is positive on
 Folding (what ``rest_truth`` holds and a correct client stores), one line per sold product in item
 order: a simple row is its own line; a configurable pair is one line with the child's sku, the
 parent's name and the parent's qty and amounts; a bundle is one line with the parent's sku, name
-and qty and the SUM of its children's price, price_incl_tax, tax_amount, discount_amount and row
-totals. For every folded line ``tax_rate = tax_percent / 100`` and ``line_total_incl_tax =
-row_total_incl_tax - discount_amount``. Item ids are ``entity_id * 100 + n`` (n from 1).
+and qty, the SUM of its children's tax_amount, discount_amount and row totals, and as unit prices
+its row totals per bundle: ``price = money(sum(row_total) / qty)`` and ``price_incl_tax =
+money(sum(row_total_incl_tax) / qty)``. For every folded line ``tax_rate = tax_percent / 100``
+and ``line_total_incl_tax = row_total_incl_tax - discount_amount``. Item ids are
+``entity_id * 100 + n`` (n from 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from synclet.sandbox.model import ZERO, Line, Order, money
+from synclet.sandbox.model import ZERO, Line, Order, fmt_money, money
 
 ITEM_ID_STRIDE = 100
 CONFIGURABLE_PRODUCT_OFFSET = 100_000
@@ -58,30 +63,44 @@ class Amounts:
     row_total: Decimal = ZERO
 
     @classmethod
-    def of(cls, line: Line, share: Decimal = Decimal(1)) -> Amounts:
-        """The line's amounts, or those of a part holding ``share`` of its unit price, rounded as
-        the model rounds (tax on the undiscounted price)."""
-        price = money(line.unit_price_ex_tax * share)
-        if share == 1:
-            return cls(price, line.price_incl_tax, line.tax_amount, line.discount_amount, money(price * line.qty))
-        return cls(price, money(price * (1 + line.tax_rate)), money(price * line.qty * line.tax_rate),
-                   money(money(line.unit_discount * share) * line.qty), money(price * line.qty))
+    def of(cls, line: Line) -> Amounts:
+        """The line's own amounts."""
+        return cls(line.unit_price_ex_tax, line.price_incl_tax, line.tax_amount, line.discount_amount,
+                   money(line.unit_price_ex_tax * line.qty))
 
-    def __sub__(self, other: Amounts) -> Amounts:
-        return Amounts(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+    @classmethod
+    def part(cls, line: Line, share: Decimal, per_bundle: int) -> Amounts:
+        """A bundle part holding ``share`` of the line's unit price and discount, ``per_bundle``
+        times in each bundle, rounded as the model rounds (tax on the undiscounted price)."""
+        price, qty = money(line.unit_price_ex_tax * share / per_bundle), line.qty * per_bundle
+        return cls(price, money(price * (1 + line.tax_rate)), money(price * qty * line.tax_rate),
+                   money(money(line.unit_discount * share / per_bundle) * qty), money(price * qty))
+
+    def rest_of(self, part: Amounts, per_bundle: int) -> Amounts:
+        """What is left of these line amounts for a part in each bundle once, beside ``part``
+        (in each bundle ``per_bundle`` times): unit prices less ``per_bundle`` of the part's."""
+        return Amounts(self.price - per_bundle * part.price, self.price_incl_tax - per_bundle * part.price_incl_tax,
+                       self.tax_amount - part.tax_amount, self.discount_amount - part.discount_amount,
+                       self.row_total - part.row_total)
 
 
-def _qtys(order: Order, line_index: int) -> dict[str, float]:
-    """Shipped, invoiced, canceled and refunded quantities; every row of a line shares them."""
+def bundle_part_count(line: Line) -> int:
+    """How many of part 1 each bundle of this line holds: 1, 2 or 3, by product id."""
+    return 1 + (line.product_id // 20) % 3
+
+
+def _qtys(order: Order, line_index: int, per_unit: int = 1) -> dict[str, float]:
+    """Shipped, invoiced, canceled and refunded quantities, times ``per_unit`` for a part that is
+    in each bundle more than once; every other row of a line shares them."""
     line = order.lines[line_index]
     refunded = sum((item.qty for memo in order.credit_memos for item in memo.items
                     if credited_line(order, item.product_id) == line_index), ZERO)
     return {
-        "qty_ordered": float(line.qty),
-        "qty_invoiced": float(line.qty if order.amount_paid is not None else ZERO),
-        "qty_shipped": float(line.qty if order.status in ("complete", "closed") and order.shipping else ZERO),
-        "qty_refunded": float(refunded),
-        "qty_canceled": float(line.qty if order.status == "canceled" else ZERO),
+        "qty_ordered": float(line.qty * per_unit),
+        "qty_invoiced": float(line.qty * per_unit if order.amount_paid is not None else ZERO),
+        "qty_shipped": float(line.qty * per_unit if order.status in ("complete", "closed") and order.shipping else ZERO),
+        "qty_refunded": float(refunded * per_unit),
+        "qty_canceled": float(line.qty * per_unit if order.status == "canceled" else ZERO),
     }
 
 
@@ -129,9 +148,11 @@ def render_items(order: Order) -> list[dict[str, Any]]:
         elif kind == "bundle":
             parent = add(line, qtys, Amounts(), False, sku=line.sku, name=line.name, product_type="bundle",
                          product_id=BUNDLE_PRODUCT_OFFSET + line.product_id)
-            first = Amounts.of(line, BUNDLE_FIRST_SHARE)
-            for part, amounts in enumerate((first, whole - first), start=1):
-                add(line, qtys, amounts, True, sku=f"{line.sku}-{part}", name=f"{line.name} (part {part})",
+            count = bundle_part_count(line)
+            first = Amounts.part(line, BUNDLE_FIRST_SHARE, count)
+            parts = ((first, _qtys(order, index, count)), (whole.rest_of(first, count), qtys))
+            for part, (amounts, part_qtys) in enumerate(parts, start=1):
+                add(line, part_qtys, amounts, True, sku=f"{line.sku}-{part}", name=f"{line.name} (part {part})",
                     product_id=line.product_id, product_type="simple", parent=parent)
         else:
             add(line, qtys, whole, True, sku=line.sku, name=line.name, product_id=line.product_id,
@@ -152,5 +173,14 @@ def first_item_ids(order: Order) -> list[int]:
 def fold_truth(order: Order) -> list[dict[str, Any]]:
     """The folded lines as ``rest_truth`` holds them: by construction each equals its model line
     (see the module docstring), and a deleted product is an ordinary line because REST reads the
-    stored order item."""
-    return [line.truth(n) | {"deleted_product": False} for n, line in enumerate(order.lines, start=1)]
+    stored order item. A bundle's unit prices are its row totals per bundle, which may differ from
+    the model's unit price incl. tax in the 4th place."""
+    folded = []
+    for n, line in enumerate(order.lines, start=1):
+        row = line.truth(n) | {"deleted_product": False}
+        if line_kind(line) == "bundle":
+            row_total = money(line.unit_price_ex_tax * line.qty)
+            row["unit_price_ex_tax"] = fmt_money(row_total / line.qty)
+            row["price_incl_tax"] = fmt_money((row_total + line.tax_amount) / line.qty)
+        folded.append(row)
+    return folded

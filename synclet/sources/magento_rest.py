@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, NamedTuple
 
 import requests
@@ -462,13 +462,21 @@ def _fold_items(lines: list[Fields]) -> list[tuple[Fields, Fields]]:
     return folded
 
 
-_BUNDLE_AMOUNTS = ("price", "price_incl_tax", "tax_amount", "discount_amount", "row_total", "row_total_incl_tax")
+_BUNDLE_ROW_AMOUNTS = ("tax_amount", "discount_amount", "row_total", "row_total_incl_tax")
+_MONEY_PLACES = Decimal("0.0001")
 
 
 def _summed(parent: Fields, children: list[Fields]) -> Fields:
-    """The bundle parent with its priced children's amounts added up (their tax rate is one)."""
+    """The bundle parent with its priced children's row amounts added up (their tax rate is one).
+
+    A part may be ordered several times per bundle (its ``qty_ordered`` is then a multiple of the
+    bundle's), so the parts' unit prices do not add up to the bundle's: its unit prices are its row
+    totals per bundle, rounded half up to 4 places, consistent with its line total."""
     data = dict(parent.data)
-    data.update({key: sum((child.decimal(key) or ZERO for child in children), ZERO) for key in _BUNDLE_AMOUNTS})
+    data.update({key: sum((child.decimal(key) or ZERO for child in children), ZERO) for key in _BUNDLE_ROW_AMOUNTS})
+    quantity = parent.decimal("qty_ordered")
+    for unit, row in (("price", "row_total"), ("price_incl_tax", "row_total_incl_tax")):
+        data[unit] = (data[row] / quantity).quantize(_MONEY_PLACES, ROUND_HALF_UP) if quantity else None
     data["tax_percent"] = next((c.data.get("tax_percent") for c in children if c.data.get("tax_percent")), 0)
     return Fields(data, parent.path)
 

@@ -23,7 +23,8 @@ from synclet.errors import AuthError, MappingError, ProtocolError
 from synclet.http import HttpClient
 from synclet.records import Address, Credit, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
-from synclet.sources.magento_rest import CREDITS_KEY, MagentoRestSource, parse_order, parse_page, parse_stored
+from synclet.sources.magento_rest import (CREDITS_KEY, MagentoRestSource, magento_message, parse_order, parse_page,
+                                          parse_stored)
 
 from payloads import DELETE, changed, load_fixture
 
@@ -438,7 +439,8 @@ def test_check_counts_orders_with_one_smallest_request(fake, connect) -> None:
 def test_a_refused_token_names_the_setting_and_never_the_token(fake, connect) -> None:
     with pytest.raises(AuthError) as caught:
         connect(token="wrong-token").check()
-    assert "HTTP 401" in str(caught.value) and str(caught.value).endswith("check MAGENTO_TOKEN")
+    assert str(caught.value) == (f"GET {fake.url}/V1/orders: HTTP 401, credentials refused (The consumer isn't "
+                                 "authorized to access Magento_Sales::actions_view); check MAGENTO_TOKEN")
     assert TOKEN not in str(caught.value) and "wrong-token" not in str(caught.value)
 
 
@@ -642,3 +644,26 @@ def test_a_bundle_priced_by_its_parts_is_one_line_whose_unit_prices_are_its_row_
                item.discount_amount, item.line_total_incl_tax)
     assert (item.sku, item.name) == (rows[0]["sku"], rows[0]["name"])
     assert amounts == tuple(None if value is None else D(value) for value in BUNDLES[case])
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    pytest.param({"message": "The consumer isn't authorized to access %resources.",
+                  "parameters": {"resources": "Magento_Sales::actions_view"}},
+                 "The consumer isn't authorized to access Magento_Sales::actions_view.", id="named"),
+    pytest.param({"message": "Maximum SearchCriteria pageSize is %max", "parameters": {"max": 300}},
+                 "Maximum SearchCriteria pageSize is 300", id="a number"),
+    pytest.param({"message": "%1 of %2 (%1)", "parameters": ["one", "two"]}, "one of two (one)", id="numbered"),
+    pytest.param({"message": "%1 then %10", "parameters": list("abcdefghij")}, "a then j", id="longest first"),
+    pytest.param({"message": "%1 and %2", "parameters": ["%2", "x"]}, "%2 and x", id="each replaced once"),
+    pytest.param({"message": "%name and %other", "parameters": {"name": None}}, " and %other",
+                 id="unknown placeholders stay"),
+    pytest.param({"message": "Requested product doesn't exist", "parameters": []},
+                 "Requested product doesn't exist", id="no parameters"),
+    pytest.param({"message": "50% off %1"}, "50% off %1", id="parameters absent"),
+    pytest.param({"message": "%1", "parameters": "x"}, "%1", id="parameters of no known shape"),
+    pytest.param({"error": "nope"}, "", id="no message"),
+    pytest.param({"message": ["x"]}, "", id="a message that is not text"),
+    pytest.param(["message"], "", id="not an object"),
+])
+def test_magento_messages_are_filled_as_magento_renders_them(body: object, message: str) -> None:
+    assert magento_message(body) == message

@@ -115,6 +115,7 @@ def test_a_wrong_token_names_the_setting(database_url: str, shop: Sandbox) -> No
     assert result.exit_code == 1 and "MAGENTO_TOKEN" in result.output and "not-the-token-1" not in result.output
     checked = run_cli("test", env=env)
     assert checked.exit_code == 1 and "✗ magento-rest" in checked.output
+    assert "Magento_Sales::actions_view" in checked.output and "%resources" not in checked.output
 
 
 def test_both_magento_sources_sync_side_by_side(database_url: str, shop: Sandbox) -> None:

@@ -53,7 +53,12 @@ Filter = tuple[str, str, str]
 
 
 class _ProductMissing(RemoteError):
-    """A list (or an order) cannot be loaded because an ordered product was deleted."""
+    """A list (or an order) cannot be loaded because an ordered product was deleted; ``answer`` is
+    the store's status and words, for a message that needs no URL."""
+
+    def __init__(self, where: str, answer: str) -> None:
+        super().__init__(f"{where}: {answer}")
+        self.answer = answer
 
 
 class MagentoRestSource:
@@ -198,13 +203,19 @@ class MagentoRestSource:
         self.page_size, self.page_size_capped = smaller, True
 
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """GET under ``/V1/``; Magento's deleted-product and page-size errors become typed ones."""
+        """GET under ``/V1/``; an error answer in Magento's own words (placeholders filled) becomes a
+        typed error: a refused token, a deleted product, the page-size cap."""
         url = self.url + path
         response = self.http.request("GET", url, final=_product_missing, params=params, headers=self.headers)
-        message = _error_message(response) if response.status_code in (400, 404, 500) else ""
-        if message:  # Magento's own words, placeholders filled: the page-size cap, a deleted product
-            error = _ProductMissing if PRODUCT_MISSING in message else RemoteError
-            raise error(f"GET {self.http.describe(url)}: HTTP {response.status_code} {message}")
+        message = self.http.mask(_error_message(response)) if response.status_code >= 400 else ""
+        where = f"GET {self.http.describe(url)}"
+        if message and response.status_code in (401, 403):
+            refused = f"HTTP {response.status_code}, credentials refused ({message.rstrip('.')})"
+            raise AuthError(f"{where}: {refused}; check MAGENTO_TOKEN")
+        if message and PRODUCT_MISSING in message:
+            raise _ProductMissing(where, f"HTTP {response.status_code} {message}")
+        if message:
+            raise RemoteError(f"{where}: HTTP {response.status_code} {message}")
         try:
             return self.http.decode(response)
         except AuthError as error:
@@ -309,19 +320,30 @@ def _product_missing(response: requests.Response) -> bool:
 
 
 def _error_message(response: requests.Response) -> str:
-    """Magento's ``{"message": "...%1...", "parameters": ...}`` with the placeholders filled in."""
+    """The filled message of a Magento error body; "" for any other body."""
     try:
-        body = response.json()
+        return magento_message(response.json())
     except ValueError:
         return ""
-    if not isinstance(body, dict):
+
+
+def magento_message(body: Any) -> str:
+    """Magento's ``{"message": "...", "parameters": ...}`` as Magento itself renders it: ``%1``,
+    ``%2``... from a ``parameters`` list, ``%name`` from an object, longest placeholder first and
+    each replaced once (PHP's ``strtr``); unknown placeholders stay. "" if ``body`` is no such error."""
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str):
         return ""
-    message, parameters = str(body.get("message") or ""), body.get("parameters")
+    parameters = body.get("parameters")
     if isinstance(parameters, list):
-        parameters = {str(number): value for number, value in enumerate(parameters, start=1)}
-    for name, value in parameters.items() if isinstance(parameters, dict) else ():
-        message = message.replace(f"%{name}", str(value))
-    return message
+        parameters = dict(enumerate(parameters, start=1))
+    if not isinstance(parameters, dict):
+        return message
+    values = {f"%{name}": "" if value is None else str(value) for name, value in parameters.items() if str(name)}
+    if not values:
+        return message
+    placeholders = re.compile("|".join(map(re.escape, sorted(values, key=len, reverse=True))))
+    return placeholders.sub(lambda match: values[match[0]], message)
 
 
 def _seconds(moment: datetime) -> int:

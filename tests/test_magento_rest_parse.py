@@ -24,7 +24,7 @@ from synclet.http import HttpClient
 from synclet.records import Address, Credit, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
 from synclet.sources.magento_rest import (CREDITS_KEY, MagentoRestSource, magento_message, parse_order, parse_page,
-                                          parse_stored)
+                                          parse_stored, rest_root)
 
 from payloads import DELETE, changed, load_fixture
 
@@ -436,6 +436,22 @@ def test_check_counts_orders_with_one_smallest_request(fake, connect) -> None:
     assert fake.requests == ["orders? sort= size=1"]
 
 
+def test_check_accepts_a_base_url_copied_with_the_api_version(fake, connect) -> None:
+    fake.add(1, at(1))
+    fake.url += "/V1/"
+    assert connect().check() == "Magento REST, 1 orders"
+    assert fake.requests == ["orders? sort= size=1"]
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_check_passes_when_the_token_is_accepted_but_the_first_order_cannot_be_loaded(fake, connect, status) -> None:
+    for n in range(1, 4):
+        fake.add(n, at(n))
+    fake.broken, fake.broken_status = {1}, status
+    assert connect().check() == (f"Magento REST (token accepted; an order on the first page cannot be loaded: "
+                                 f"HTTP {status} Requested product doesn't exist)")
+
+
 def test_a_refused_token_names_the_setting_and_never_the_token(fake, connect) -> None:
     with pytest.raises(AuthError) as caught:
         connect(token="wrong-token").check()
@@ -667,3 +683,16 @@ def test_a_bundle_priced_by_its_parts_is_one_line_whose_unit_prices_are_its_row_
 ])
 def test_magento_messages_are_filled_as_magento_renders_them(body: object, message: str) -> None:
     assert magento_message(body) == message
+
+
+@pytest.mark.parametrize(("url", "root"), [
+    ("https://shop.example/rest/default", "https://shop.example/rest/default"),
+    ("https://shop.example/rest/default/", "https://shop.example/rest/default"),
+    ("https://shop.example/rest/default/V1", "https://shop.example/rest/default"),
+    ("https://shop.example/rest/default/V1/", "https://shop.example/rest/default"),
+    ("https://shop.example/rest/v1", "https://shop.example/rest"),
+    ("https://shop.example/rest/V1/V1", "https://shop.example/rest/V1"),  # only one
+    ("https://shop.example/rest/XV1", "https://shop.example/rest/XV1"),
+])
+def test_the_rest_url_may_be_given_with_the_api_version(url: str, root: str) -> None:
+    assert rest_root(url) == root

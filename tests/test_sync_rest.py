@@ -118,6 +118,18 @@ def test_a_wrong_token_names_the_setting(database_url: str, shop: Sandbox) -> No
     assert "Magento_Sales::actions_view" in checked.output and "%resources" not in checked.output
 
 
+def test_the_check_passes_when_the_first_order_cannot_be_loaded(database_url: str, shop: Sandbox) -> None:
+    env = rest_env(shop, database_url, MAGENTO_REST_URL=shop.rest_url + "/V1")
+    assert run_cli("init", env=env).exit_code == 0
+    shop.set_rest_broken([shop.store.orders[0].entity_id])
+    checked = run_cli("test", env=env)
+    assert checked.exit_code == 0, checked.output
+    assert ("✓ magento-rest: Magento REST (token accepted; an order on the first page cannot be loaded: "
+            "HTTP 500 Requested product doesn't exist)") in checked.output
+    shop.set_rest_broken([])
+    assert f"✓ magento-rest: Magento REST, {len(shop.truth(view='rest'))} orders" in run_cli("test", env=env).output
+
+
 def test_both_magento_sources_sync_side_by_side(database_url: str, shop: Sandbox) -> None:
     env = {**shop.env(rest=True), "DATABASE_URL": database_url}
     result = run_cli("sync", env=env)

@@ -69,7 +69,7 @@ class MagentoRestSource:
 
     def __init__(self, http: HttpClient, base_url: str, token: str, page_size: int = 100) -> None:
         self.http = http
-        self.url = f"{base_url.rstrip('/')}/V1/"
+        self.url = f"{rest_root(base_url)}/V1/"
         self.headers = {"Authorization": f"Bearer {token}"}
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.page_size_capped = False
@@ -81,8 +81,13 @@ class MagentoRestSource:
         return cls(http, settings.magento_rest_url, settings.magento_token, settings.magento_rest_page_size)
 
     def check(self) -> str:
-        """The smallest orders list: proves the URL, the token and its right to read orders."""
-        body = self._get("orders", {"searchCriteria[pageSize]": "1"})
+        """The smallest orders list: proves the URL, the token and its right to read orders. An
+        order that cannot be loaded fails that list only after the token was accepted, and a sync
+        rejects it alone, so the check passes and says so."""
+        try:
+            body = self._get("orders", {"searchCriteria[pageSize]": "1"})
+        except _ProductMissing as error:
+            return f"Magento REST (token accepted; an order on the first page cannot be loaded: {error.answer})"
         total = body.get("total_count") if isinstance(body, dict) else None
         if not isinstance(total, int):
             raise ProtocolError(f"{self.http.describe(self.url)}orders: not a Magento REST answer ({type_name(body)})")
@@ -344,6 +349,14 @@ def magento_message(body: Any) -> str:
         return message
     placeholders = re.compile("|".join(map(re.escape, sorted(values, key=len, reverse=True))))
     return placeholders.sub(lambda match: values[match[0]], message)
+
+
+def rest_root(base_url: str) -> str:
+    """``MAGENTO_REST_URL`` without trailing slashes and without one trailing ``/V1``: the
+    reference writes the base with the version (``https://shop/rest/default/V1``), and the source
+    adds it itself."""
+    root = base_url.rstrip("/")
+    return root[:-3].rstrip("/") if root[-3:].lower() == "/v1" else root
 
 
 def _seconds(moment: datetime) -> int:

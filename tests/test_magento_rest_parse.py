@@ -572,11 +572,12 @@ def test_every_credit_memo_is_attached_to_its_order(fake, connect) -> None:
 
     credits = {o.external_id: [c.external_id for c in o.credits] for page in pages for o in page.orders}
     assert credits == {"1": ["10", "12", "13"], "2": [], "3": ["11"]}
-    assert fake.lists("creditmemos") == [
+    assert [r for r in fake.lists("creditmemos") if "order_id in" in r] == [
         "creditmemos?entity_id gteq 1&order_id in 1,2 sort=entity_id size=2",
         "creditmemos?entity_id gteq 13&order_id in 1,2 sort=entity_id size=2",
         "creditmemos?entity_id gteq 1&order_id in 3 sort=entity_id size=2",
     ]
+    assert not [r for r in fake.requests if "entity_id in" in r]  # the trailing memo walk found them all read
     stored = json.loads(pages[0].orders[0].raw_json)
     assert [memo["entity_id"] for memo in stored[CREDITS_KEY]] == [10, 12, 13]
 
@@ -600,6 +601,38 @@ def test_an_incremental_run_first_reads_orders_whose_credit_memos_changed(fake, 
         f"orders?entity_id gteq 1&{CREATED}&entity_id in 1,4 sort=entity_id size=3",
     ]
     assert f"orders?updated_at gteq 2025-07-01 10:15:00&{CREATED} {BY_UPDATE} size=3" in fake.requests
+    memo_walk = "creditmemos?updated_at gteq 2025-07-01 10:15:00 sort=updated_at,entity_id size=3"
+    assert fake.requests.count(memo_walk) == 2  # the trailing pass: one list, every memo in it already read
+    assert len([r for r in fake.requests if "entity_id in" in r]) == 1
+
+
+@pytest.mark.parametrize("window", [INITIAL, Window(datetime(2025, 7, 1), updated_after=datetime(2025, 7, 1, 10))],
+                         ids=["initial", "incremental"])
+def test_a_memo_made_mid_walk_for_an_order_already_read_is_read_by_the_trailing_pass(fake, connect, window) -> None:
+    for n in range(1, 7):
+        fake.add(n, at(n))
+    fake.add_memo(20, 2, updated="2025-07-01 09:30:00")  # before the incremental window
+
+    def shop_credits(lists_answered: int) -> None:
+        if lists_answered == 2:  # order 1 and its memos were read; its order is not touched
+            fake.add_memo(30, 1, updated=at(7))
+            fake.add_memo(31, 4, updated=at(8))  # not read yet: attached on the way, not again
+
+    fake.after_list = shop_credits
+
+    pages = read(connect(page_size=2), window)
+
+    read_orders = [(o.external_id, [c.external_id for c in o.credits], p.advances_cursor)
+                   for p in pages for o in p.orders]
+    assert read_orders == [("1", [], True), ("2", ["20"], True), ("3", [], True), ("4", ["31"], True),
+                           ("5", [], True), ("6", [], True), ("1", ["30"], False)]
+    walks = [r.split(" sort=")[0] for r in fake.lists("creditmemos") if "updated_at gteq" in r]
+    if window.updated_after is None:  # memos 20 and 30 fill a page, so the walk goes on from 30's second
+        assert walks == ["creditmemos?updated_at gteq 2025-07-01 00:00:00", f"creditmemos?updated_at gteq {at(7)}"]
+    else:  # the first pass found nothing; the trailing pass starts where it did
+        assert walks == ["creditmemos?updated_at gteq 2025-07-01 10:00:00"] * 2
+    by_id = [r for r in fake.requests if "entity_id in" in r]
+    assert by_id == [f"orders?entity_id gteq 1&{CREATED}&entity_id in 1 sort=entity_id size=2"]  # only the credited one
 
 
 def test_a_store_ignoring_the_paging_filters_fails_instead_of_looping(fake, connect) -> None:

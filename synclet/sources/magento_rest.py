@@ -94,29 +94,41 @@ class MagentoRestSource:
         return f"Magento REST, {total} orders"
 
     def pages(self, window: Window) -> Iterator[Page]:
-        """Orders whose credit memos changed first (those pages do not move the cursor: a memo does
-        not always touch its order's updated_at), then every order by update time."""
+        """Orders whose credit memos changed first, then every order by update time, then the orders
+        that gained or changed a memo while those were read. Memo pages do not move the cursor: a
+        memo does not always touch its order's updated_at, and after a long run the cursor can be
+        hours past a memo made during it, so only this run can still see that memo."""
         numbers = itertools.count()
         created = [("created_at", "gteq", window.created_after.strftime(TIME_FORMAT))]
-        if window.updated_after is not None:
-            credited: set[int] = set()
-            for memos in self._walk("creditmemos", [], _Keyset(UPDATED, _seconds(window.updated_after))):
-                order_ids = sorted({_whole(memo, "order_id") for memo in memos} - credited)
-                credited.update(order_ids)
-                if order_ids:
-                    by_id = [("entity_id", "in", ",".join(map(str, order_ids)))]
-                    for batch in self._walk("orders", created + by_id, _Keyset(ENTITY, 1)):
-                        yield self._page(next(numbers), batch, advances_cursor=False)
+        read: dict[int, int | None] = {}  # memo entity_id -> the updated_at second this run read it at
         start = window.updated_after or window.created_after
+        if window.updated_after is not None:
+            yield from self._credited(start, created, read, numbers)
         for batch in self._walk("orders", created, _Keyset(UPDATED, _seconds(start))):
-            yield self._page(next(numbers), batch)
+            yield self._page(next(numbers), batch, read)
+        yield from self._credited(start, created, read, numbers)
 
     def parse(self, payload: Mapping[str, Any]) -> Order:
         return parse_stored(payload, self.name)
 
-    def _page(self, number: int, batch: list[Any], advances_cursor: bool = True) -> Page:
+    def _credited(self, since: datetime, created: list[Filter], read: dict[int, int | None],
+                  numbers: Iterator[int]) -> Iterator[Page]:
+        """The orders (in the window) of the memos updated since ``since`` that this run has not read
+        at that version, with all their memos. Memos already read cost one list request, not an order."""
+        for memos in self._walk("creditmemos", [], _Keyset(UPDATED, _seconds(since))):
+            fresh = [memo for memo in memos if read.get(_whole(memo, "entity_id"), -1) != _updated_second(memo)]
+            read.update(_memo_version(memo) for memo in fresh)  # settled even if the order is outside the window
+            order_ids = sorted({_whole(memo, "order_id") for memo in fresh})
+            if order_ids:
+                by_id = [("entity_id", "in", ",".join(map(str, order_ids)))]
+                for batch in self._walk("orders", created + by_id, _Keyset(ENTITY, 1)):
+                    yield self._page(next(numbers), batch, read, advances_cursor=False)
+
+    def _page(self, number: int, batch: list[Any], read: dict[int, int | None], advances_cursor: bool = True) -> Page:
+        """The batch's orders with their memos; the memos' versions go into ``read``."""
         orders = [entry for entry in batch if not isinstance(entry, Rejected)]
         memos = self._credit_memos([_whole(order, "entity_id") for order in orders]) if orders else []
+        read.update(_memo_version(memo) for memo in memos)
         page = parse_page(number, orders, memos, self.name)
         page.rejected += [entry for entry in batch if isinstance(entry, Rejected)]
         page.advances_cursor = advances_cursor
@@ -383,6 +395,14 @@ def _updated_second(entry: Mapping[str, Any]) -> int:
     if moment is None:
         raise ProtocolError("list answer: an entry without updated_at")
     return _seconds(moment)
+
+
+def _memo_version(memo: Mapping[str, Any]) -> tuple[int, int | None]:
+    """(entity_id, updated_at second) of a memo read; None for a time the walk could not compare."""
+    try:
+        return _whole(memo, "entity_id"), _updated_second(memo)
+    except ProtocolError:
+        return _whole(memo, "entity_id"), None
 
 
 UPDATED = _Key("updated_at", False, _updated_second, _moment)

@@ -3,9 +3,12 @@ and every stored row is compared with the store's truth as a REST client must se
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -71,6 +74,64 @@ def test_a_credit_memo_that_does_not_touch_its_order_is_still_picked_up(database
     assert credited and any(o["source_updated_at"] == updated_before[o["external_id"]] for o in credited)
     assert run_cli("sync", env=env).exit_code == 0
     assert mismatches(database_url, shop) == []
+
+
+ORDERS_PATH = "/rest/default/V1/orders"
+
+
+def credit_one_of(shop: Sandbox, ids: list[int], at: datetime) -> int:
+    """Update these orders one by one until an update gives one a credit memo; its id. With
+    ``credit_bumps_order`` off, that order's updated_at stays (the others' moves to ``at``)."""
+    for entity_id in ids:
+        memos = len(shop.store.get(entity_id).credit_memos)
+        shop.update(ids=[entity_id], updated_at=at)
+        if len(shop.store.get(entity_id).credit_memos) > memos:
+            return entity_id
+    raise AssertionError("no update added a credit memo")
+
+
+def test_a_memo_made_mid_run_for_an_order_already_read_is_read_by_that_run(database_url: str, shop: Sandbox) -> None:
+    """The run's cursor ends hours after the memo, so no later run's memo walk would reach back to it."""
+    shop.store.credit_bumps_order = False
+    memo_at, later = NOW + timedelta(minutes=1), NOW + timedelta(hours=3)
+    first_page = [o.entity_id for o in sorted(shop.store.orders, key=lambda o: (o.updated_at, o.entity_id))][:50]
+    shop.arm_fault(kind="delay", delay_ms=20, times=None)  # every request: the run pages for a while
+    made: dict[str, int] = {}
+
+    def shop_works_during_the_run() -> None:
+        deadline = time.monotonic() + 60
+        while shop.stats()["paths"].get(ORDERS_PATH, 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)  # the second page is asked for: the first and its memos were read
+        made["credited"] = credit_one_of(shop, first_page, memo_at)
+        shop.update(ids=[i for i in range(600, 620) if i != made["credited"]], updated_at=later)
+        made["served"] = shop.stats()["requests"]
+
+    worker = threading.Thread(target=shop_works_during_the_run)
+    worker.start()
+    result = run_cli("sync", env=rest_env(shop, database_url))
+    worker.join()
+    shop.clear_faults()
+    assert result.exit_code == 0, result.output
+    assert made["served"] < shop.stats()["requests"]  # the shop changed while the run still paged
+    run = runs(database_url)[-1]
+    assert run["cursor"] == later and memo_at < run["cursor"] - timedelta(seconds=300)
+    assert mismatches(database_url, shop) == []
+
+    idle = shop.stats()["requests"]
+    assert run_cli("sync", env=rest_env(shop, database_url)).exit_code == 0
+    assert runs(database_url)[-1]["orders_updated"] == 0
+    asked = [asked_for(r) for r in shop.stats()["recent"][idle - shop.stats()["requests"]:]]
+    # after the orders walk: the memos of the orders it read, then the trailing memo walk, which
+    # finds every memo read already and so fetches no order by id
+    assert asked[asked.index("orders by updated_at, created_at"):] == [
+        "orders by updated_at, created_at", "creditmemos by entity_id, order_id", "creditmemos by updated_at"]
+
+
+def asked_for(request: dict[str, Any]) -> str:
+    """A request the sandbox served, as its resource and the fields it filtered by."""
+    fields = [value for name, value in sorted(request["params"].items())
+              if name.startswith("searchCriteria[filter_groups]") and name.endswith("[field]")]
+    return f"{request['path'].rsplit('/', 1)[1]} by {', '.join(fields)}"
 
 
 def test_an_interrupted_backfill_resumes_instead_of_starting_over(database_url: str, shop: Sandbox) -> None:

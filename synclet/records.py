@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -136,8 +137,10 @@ def canonical_json(payload: object) -> str:
     """Stable JSON text of a payload: sorted keys, no spaces, Decimals written as numbers.
 
     Numbers keep their value, not their spelling (``165.0000`` is written ``165.0``): the hash of
-    the same payload is the same on every read, which is what the store needs."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_number)
+    the same payload is the same on every read, which is what the store needs. The text is strict
+    JSON: a number no float can hold (``NaN``, ``1E+400``) is written as its text, in quotes."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_number,
+                      allow_nan=False)
 
 
 def content_hash(raw_json: str) -> str:
@@ -145,7 +148,8 @@ def content_hash(raw_json: str) -> str:
     return hashlib.sha256(raw_json.encode("utf-8")).hexdigest()
 
 
-def _json_number(value: object) -> float:
+def _json_number(value: object) -> float | str:
     if isinstance(value, Decimal):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -2,7 +2,9 @@
 error, and what they return is always storable (finite amounts, naive times, encodable text)."""
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -164,9 +166,10 @@ def test_parse_order_on_any_object_returns_an_order_or_raises_mapping_error(payl
 
 
 @st.composite
-def mutated_fixture(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid fixture order with a few values (at any depth) replaced by random JSON."""
-    payload = load(draw(st.sampled_from(ORDER_FIXTURES)))
+def mutated(draw: st.DrawFn, fixtures: Sequence[Any]) -> Any:
+    """One of ``fixtures`` (recorded payloads, left as they are) with a few values, at any depth,
+    replaced by random JSON."""
+    payload = copy.deepcopy(draw(st.sampled_from(fixtures)))
     for _ in range(draw(st.integers(1, 4))):
         target: Any = payload
         while True:
@@ -180,6 +183,11 @@ def mutated_fixture(draw: st.DrawFn) -> dict[str, Any]:
             target[slot] = draw(json_values)
             break
     return payload
+
+
+def mutated_fixture() -> st.SearchStrategy[Any]:
+    """A valid OneSaas fixture order, mutated."""
+    return mutated([load(name) for name in ORDER_FIXTURES])
 
 
 @PROPERTY

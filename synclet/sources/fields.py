@@ -9,11 +9,22 @@ import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from synclet.errors import MappingError
 from synclet.records import Credit, canonical_json
+
+MONEY_PLACES = Decimal("0.0001")
+
+
+def money(value: Decimal) -> Decimal:
+    """A derived amount at Magento's 4 places, rounded half up as Magento rounds. An absurd value
+    is returned as it is, for the store to reject whole."""
+    try:
+        return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return value
 
 LARGEST_NUMBER = Decimal("1e100")
 MESSAGE_VALUE_LIMIT = 80  # characters of a payload value quoted in an error message

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 
 import requests
@@ -30,7 +30,7 @@ from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, 
 from synclet.http import HttpClient
 from synclet.records import Address, AddressType, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
-from synclet.sources.fields import Fields, credit_memo, identifier, required_text, type_name
+from synclet.sources.fields import Fields, credit_memo, identifier, money, required_text, type_name
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,6 @@ def _fold_items(lines: list[Fields]) -> list[tuple[Fields, Fields]]:
 
 
 _BUNDLE_ROW_AMOUNTS = ("tax_amount", "discount_amount", "row_total", "row_total_incl_tax")
-_MONEY_PLACES = Decimal("0.0001")
 
 
 def _summed(parent: Fields, children: list[Fields]) -> Fields:
@@ -531,7 +530,7 @@ def _summed(parent: Fields, children: list[Fields]) -> Fields:
     data.update({key: sum((child.decimal(key) or ZERO for child in children), ZERO) for key in _BUNDLE_ROW_AMOUNTS})
     quantity = parent.decimal("qty_ordered")
     for unit, row in (("price", "row_total"), ("price_incl_tax", "row_total_incl_tax")):
-        data[unit] = (data[row] / quantity).quantize(_MONEY_PLACES, ROUND_HALF_UP) if quantity else None
+        data[unit] = money(data[row] / quantity) if quantity else None
     data["tax_percent"] = next((c.data.get("tax_percent") for c in children if c.data.get("tax_percent")), 0)
     return Fields(data, parent.path)
 

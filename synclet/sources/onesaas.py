@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 
 from synclet.config import Settings
@@ -26,6 +26,7 @@ from synclet.sources.fields import (
     credit_memo,
     cut,
     identifier,
+    money,
     quoted,
     required_text,
     type_name,
@@ -38,7 +39,6 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CHECK_SINCE = "2000-01-01 00:00:00"  # earlier than any store, so the check finds an order if one exists
 ONE_SECOND = timedelta(seconds=1)
 ZERO = Decimal("0")
-MONEY_PLACES = Decimal("0.0001")
 #: No amount comes near it, and the arithmetic on amounts stays far from Decimal's overflow.
 ENTITY_ID = re.compile(r"[0-9]{1,20}")
 _UNSTORABLE_JSON = re.compile("NaN|Infinity|[\ud800-\udfff]")
@@ -104,15 +104,6 @@ class OneSaasSource:
 
     def _get(self, params: Mapping[str, Any]) -> Any:
         return self.http.get_json(self.base_url, params={"AccessKey": self.access_key, **params})
-
-
-def money(value: Decimal) -> Decimal:
-    """A derived amount at Magento's 4 places, rounded half up as Magento rounds. An absurd value
-    is returned as it is, for the store to reject whole."""
-    try:
-        return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
-    except InvalidOperation:
-        return value
 
 
 def parse_page(body: object, number: int, source: str = SOURCE) -> Page:

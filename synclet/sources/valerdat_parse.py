@@ -14,8 +14,7 @@ from typing import Any
 
 from synclet.errors import MappingError, ProtocolError
 from synclet.records import Address, AddressType, Item, Order, canonical_json, content_hash
-from synclet.sources.fields import Fields, blank, quoted, required_text, type_name
-from synclet.sources.onesaas import money
+from synclet.sources.fields import Fields, blank, money, quoted, required_text, type_name
 
 SOURCE = "valerdat"
 ZERO = Decimal("0")

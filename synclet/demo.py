@@ -47,8 +47,9 @@ def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> i
         engine.dispose()
     where = database_url.removeprefix("sqlite:///")
     click.echo(
-        f"\nThe demo keeps its orders in {where}, apart from the database `sync` uses, so they never mix with"
-        f"\nyour store's. Next: look inside with `sqlite3 {where} 'select order_number, status, grand_total from orders"
-        "\nlimit 5'`, run `python synclet.py demo` again (nothing changes), or point .env at your store (see README)."
+        f"\nThe demo keeps its orders in {where}, apart from the database `sync` uses, so they never mix"
+        "\nwith your store's. Next: look inside with"
+        f"\n  sqlite3 {where} 'select order_number, status, grand_total from orders limit 5'"
+        "\nrun `python synclet.py demo` again (nothing changes), or point .env at your store (see README)."
     )
     return EXIT_OK if result.exit_code == EXIT_OK else result.exit_code

@@ -14,12 +14,11 @@ import pytest
 from sqlalchemy import func, select
 
 from synclet import db
-from synclet.history import HISTORY
 from synclet.sandbox import Sandbox
 from synclet.store import ORDERS, REJECTS
 
 from conftest import run_cli
-from truth import differences
+from truth import differences, runs_of
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 SOURCE = "magento-rest"
@@ -36,11 +35,6 @@ def rest_env(shop: Sandbox, database_url: str, **extra: str) -> dict[str, str]:
             "HTTP_BACKOFF_SECONDS": "0.01", "MAGENTO_REST_PAGE_SIZE": "50", **extra}
 
 
-def runs(database_url: str) -> list[dict]:
-    with db.connect(database_url).connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(HISTORY).where(HISTORY.c.source == SOURCE).order_by(HISTORY.c.id))]
-
-
 def mismatches(database_url: str, shop: Sandbox) -> list[str]:
     return differences(db.connect(database_url), shop.truth(view="rest"), SOURCE)
 
@@ -50,15 +44,15 @@ def test_backfill_changes_credit_memos_and_incremental_match_the_store(database_
     first = run_cli("sync", env=env)
     assert first.exit_code == 0, first.output
     assert mismatches(database_url, shop) == []
-    assert runs(database_url)[-1]["orders_added"] == len(shop.truth(view="rest"))
-    cursor = runs(database_url)[-1]["cursor"]
+    assert runs_of(database_url, SOURCE)[-1]["orders_added"] == len(shop.truth(view="rest"))
+    cursor = runs_of(database_url, SOURCE)[-1]["cursor"]
     changed = shop.update(count=30, updated_at=cursor)  # same second as the cursor
     shop.update(count=20, updated_at=cursor + timedelta(seconds=3))  # some of these add credit memos
     shop.add(count=15, created_at=cursor + timedelta(seconds=4))
     second = run_cli("sync", env=env)
     assert second.exit_code == 0, second.output
     assert mismatches(database_url, shop) == []
-    run = runs(database_url)[-1]
+    run = runs_of(database_url, SOURCE)[-1]
     assert run["sync_type"] == "incremental" and run["orders_added"] == 15 and run["orders_updated"] >= len(changed)
 
 
@@ -113,13 +107,13 @@ def test_a_memo_made_mid_run_for_an_order_already_read_is_read_by_that_run(datab
     shop.clear_faults()
     assert result.exit_code == 0, result.output
     assert made["served"] < shop.stats()["requests"]  # the shop changed while the run still paged
-    run = runs(database_url)[-1]
+    run = runs_of(database_url, SOURCE)[-1]
     assert run["cursor"] == later and memo_at < run["cursor"] - timedelta(seconds=300)
     assert mismatches(database_url, shop) == []
 
     idle = shop.stats()["requests"]
     assert run_cli("sync", env=rest_env(shop, database_url)).exit_code == 0
-    assert runs(database_url)[-1]["orders_updated"] == 0
+    assert runs_of(database_url, SOURCE)[-1]["orders_updated"] == 0
     asked = [asked_for(r) for r in shop.stats()["recent"][idle - shop.stats()["requests"]:]]
     # after the orders walk: the memos of the orders it read, then the trailing memo walk, which
     # finds every memo read already and so fetches no order by id
@@ -139,12 +133,12 @@ def test_an_interrupted_backfill_resumes_instead_of_starting_over(database_url: 
     shop.arm_fault(status=500, times=None, after=8)
     failed = run_cli("sync", env=env)
     assert failed.exit_code == 1
-    stopped = runs(database_url)[-1]
+    stopped = runs_of(database_url, SOURCE)[-1]
     assert stopped["status"] == "failed" and stopped["cursor"] is not None and stopped["orders_added"] > 0
     shop.clear_faults()
     rerun = run_cli("sync", env=env)
     assert rerun.exit_code == 0, rerun.output
-    resumed = runs(database_url)[-1]
+    resumed = runs_of(database_url, SOURCE)[-1]
     assert resumed["sync_type"] == "initial" and resumed["cursor"] >= stopped["cursor"]
     assert resumed["orders_added"] + resumed["orders_unchanged"] < len(shop.truth(view="rest"))  # did not start over
     assert mismatches(database_url, shop) == []

@@ -10,15 +10,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from synclet import db
-from synclet.history import HISTORY
 from synclet.sandbox import Sandbox
 
 from conftest import run_cli
 from test_watch import runs, start, wait_for
-from truth import differences
+from truth import differences, runs_of
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 SOURCE = "valerdat"
@@ -35,11 +33,6 @@ def valerdat_env(shop: Sandbox, database_url: str, **extra: str) -> dict[str, st
             "HTTP_BACKOFF_SECONDS": "0.01", **extra}
 
 
-def last_run(database_url: str) -> dict:
-    with db.connect(database_url).connect() as conn:
-        return dict(conn.execute(select(HISTORY).where(HISTORY.c.source == SOURCE).order_by(HISTORY.c.id.desc()).limit(1)).mappings().one())
-
-
 def mismatches(database_url: str, shop: Sandbox) -> list[str]:
     return differences(db.connect(database_url), shop.truth(view="valerdat"), SOURCE)
 
@@ -53,15 +46,15 @@ def test_backfill_then_only_changed_orders_are_fetched_again(database_url: str, 
     first = run_cli("sync", env=env)
     assert first.exit_code == 0, first.output
     assert mismatches(database_url, shop) == []
-    assert last_run(database_url)["orders_added"] == 400
-    cursor = last_run(database_url)["cursor"]
+    assert runs_of(database_url, SOURCE)[-1]["orders_added"] == 400
+    cursor = runs_of(database_url, SOURCE)[-1]["cursor"]
     fetched = detail_requests(shop)
     changed = shop.update(count=12, updated_at=cursor + timedelta(seconds=2))
     shop.add(count=5, created_at=cursor + timedelta(seconds=3))
     second = run_cli("sync", env=env)
     assert second.exit_code == 0, second.output
     assert mismatches(database_url, shop) == []
-    run = last_run(database_url)
+    run = runs_of(database_url, SOURCE)[-1]
     assert (run["sync_type"], run["orders_added"], run["orders_updated"]) == ("incremental", 5, len(changed))
     assert detail_requests(shop) - fetched == 5 + len(changed)  # the overlap's unchanged ids are not fetched
     assert "[INFO] No new orders to add in local system: valerdat" not in Path("synclet.log").read_text()
@@ -86,7 +79,7 @@ def test_an_order_deleted_between_the_two_calls_is_skipped(database_url: str, sh
     shop.store.deleted.add(gone)
     result = run_cli("sync", env=valerdat_env(shop, database_url))
     assert result.exit_code == 0, result.output
-    assert last_run(database_url)["orders_added"] == 399
+    assert runs_of(database_url, SOURCE)[-1]["orders_added"] == 399
     assert "was deleted before it could be read; skipped" in Path("synclet.log").read_text()
 
 
@@ -137,10 +130,10 @@ def test_an_order_stamped_in_the_future_does_not_move_the_cursor(database_url: s
     """The ids walk covers the 2099 entry too; that must not carry the cursor past every later change."""
     env = valerdat_env(shop, database_url)
     assert run_cli("sync", env=env).exit_code == 0
-    cursor = last_run(database_url)["cursor"]
+    cursor = runs_of(database_url, SOURCE)[-1]["cursor"]
     shop.update(ids=[9], updated_at=datetime(2099, 1, 1))
     assert run_cli("sync", env=env).exit_code == 0
-    assert last_run(database_url)["cursor"] == cursor
+    assert runs_of(database_url, SOURCE)[-1]["cursor"] == cursor
     shop.add(count=5, created_at=cursor + timedelta(seconds=5))
     shop.update(count=2, updated_at=cursor + timedelta(seconds=6))
     assert run_cli("sync", env=env).exit_code == 0

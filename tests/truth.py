@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from synclet import db
+from synclet.history import HISTORY
 from synclet.store import ADDRESSES, CREDITS, ITEMS, ORDERS
 
 ORDER_FIELDS = (
@@ -95,3 +97,10 @@ def differences(engine: Engine, truth: list[dict[str, Any]], source: str = "mage
             if have[key][field] != want[key][field]:
                 problems.append(f"order {key} {field}: stored {have[key][field]!r}, store has {want[key][field]!r}")
     return problems
+
+
+def runs_of(database_url: str, source: str) -> list[dict[str, Any]]:
+    """The ``sync_history`` rows of ``source``, oldest first."""
+    with db.connect(database_url).connect() as conn:
+        query = select(HISTORY).where(HISTORY.c.source == source).order_by(HISTORY.c.id)
+        return [dict(row._mapping) for row in conn.execute(query)]

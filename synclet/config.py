@@ -22,6 +22,10 @@ from synclet.errors import ConfigError
 
 SQLITE_DEFAULT_URL = "sqlite:///synclet.db"
 MASK = "***"
+SOURCE_NAMES = ("magento", "magento-rest", "valerdat")
+#: Orders still to be picked: Magento's new and paid orders, Valerdat's confirmed purchase orders.
+DEFAULT_BIGBLOCK_STATUSES = frozenset({"pending", "processing", "confirmed"})
+DEFAULT_BIGBLOCK_CANCELLED_STATUSES = frozenset({"canceled", "cancelled"})
 _SECRET_QUERY_KEYS = re.compile(r"(key|token|password|passwd|secret|signature)", re.IGNORECASE)
 
 
@@ -39,6 +43,8 @@ class Settings:
     valerdat_username: str | None = None
     valerdat_password: str | None = None
     valerdat_concurrency: int = 8
+    magento_rest_concurrency: int = 4
+    fetch_ahead_pages: int = 2
     initial_sync_date: datetime = field(default_factory=lambda: today_utc())
     sync_overlap_seconds: int = 300
     http_timeout: float = 30.0
@@ -48,6 +54,11 @@ class Settings:
     bigblock_base_url: str | None = None
     bigblock_api_key: str | None = None
     bigblock_locations_csv: str | None = None
+    bigblock_statuses: frozenset[str] = DEFAULT_BIGBLOCK_STATUSES
+    bigblock_cancelled_statuses: frozenset[str] = DEFAULT_BIGBLOCK_CANCELLED_STATUSES
+    bigblock_order_prefixes: Mapping[str, str] = field(default_factory=dict)
+    bigblock_allow_missing_location: bool = False
+    bigblock_push_after_sync: bool = False
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
@@ -86,6 +97,9 @@ class Settings:
         if self.valerdat_base_url:
             names.append("valerdat")
         return names
+
+    def bigblock_configured(self) -> bool:
+        return bool(self.bigblock_base_url and self.bigblock_api_key)
 
 
 def today_utc() -> datetime:
@@ -176,6 +190,41 @@ class _Reader:
             raise ConfigError(f"{name}: {mask_url(raw)!r} is not an http(s) URL")
         return raw.rstrip("/")
 
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: {raw!r} is not true or false")
+
+    def words(self, name: str, default: frozenset[str]) -> frozenset[str]:
+        """A comma-separated set of words, compared case-insensitively (stored lower-case)."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        words = frozenset(word.strip().lower() for word in raw.split(",") if word.strip())
+        if not words:
+            raise ConfigError(f"{name}: give at least one value, separated by commas")
+        return words
+
+    def prefixes(self, name: str) -> dict[str, str]:
+        """``source=prefix`` pairs separated by commas, e.g. ``magento=M-,valerdat=PO-``."""
+        raw = self.text(name)
+        if raw is None:
+            return {}
+        pairs: dict[str, str] = {}
+        for part in (p.strip() for p in raw.split(",") if p.strip()):
+            source, equals, prefix = part.partition("=")
+            source = source.strip()
+            if not equals or source not in SOURCE_NAMES:
+                raise ConfigError(f"{name}: {part!r} is not source=prefix with a source among {', '.join(SOURCE_NAMES)}")
+            pairs[source] = prefix.strip()
+        return pairs
+
     def requires(self, trigger: str, *names: str) -> None:
         """When ``trigger`` is set, each of ``names`` must be set too (and the other way round)."""
         group = (trigger, *names)
@@ -255,6 +304,8 @@ class _Reader:
             valerdat_username=self.text("VALERDAT_USERNAME"),
             valerdat_password=self.values.get("VALERDAT_PASSWORD") or None,
             valerdat_concurrency=self.integer("VALERDAT_CONCURRENCY", 8, 1, 64),
+            magento_rest_concurrency=self.integer("MAGENTO_REST_CONCURRENCY", 4, 1, 16),
+            fetch_ahead_pages=self.integer("FETCH_AHEAD_PAGES", 2, 0, 16),
             initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", initial) if initial else today_utc(),
             sync_overlap_seconds=self.integer("SYNC_OVERLAP_SECONDS", 300, 0),
             http_timeout=self.seconds("HTTP_TIMEOUT", 30.0),
@@ -264,6 +315,11 @@ class _Reader:
             bigblock_base_url=self.http_url("BIGBLOCK_BASE_URL"),
             bigblock_api_key=self.text("BIGBLOCK_API_KEY"),
             bigblock_locations_csv=self.text("BIGBLOCK_LOCATIONS_CSV"),
+            bigblock_statuses=self.words("BIGBLOCK_STATUSES", DEFAULT_BIGBLOCK_STATUSES),
+            bigblock_cancelled_statuses=self.words("BIGBLOCK_CANCELLED_STATUSES", DEFAULT_BIGBLOCK_CANCELLED_STATUSES),
+            bigblock_order_prefixes=self.prefixes("BIGBLOCK_ORDER_PREFIXES"),
+            bigblock_allow_missing_location=self.boolean("BIGBLOCK_ALLOW_MISSING_LOCATION", False),
+            bigblock_push_after_sync=self.boolean("BIGBLOCK_PUSH_AFTER_SYNC", False),
         )
 
 

@@ -86,6 +86,14 @@ def test_dot_env_in_the_working_directory_is_read() -> None:
         ({"MAGENTO_BASE_URL": SHOP["MAGENTO_BASE_URL"]}, "MAGENTO_ACCESS_KEY"),
         ({"MAGENTO_ACCESS_KEY": "k"}, "MAGENTO_BASE_URL"),
         ({"VALERDAT_BASE_URL": "https://v.example", "VALERDAT_CUSTOMER": "c"}, "VALERDAT_USERNAME"),
+        ({"BIGBLOCK_BASE_URL": "https://bb.example/api"}, "BIGBLOCK_API_KEY"),
+        ({"BIGBLOCK_ALLOW_MISSING_LOCATION": "maybe"}, "BIGBLOCK_ALLOW_MISSING_LOCATION"),
+        ({"BIGBLOCK_PUSH_AFTER_SYNC": "2"}, "BIGBLOCK_PUSH_AFTER_SYNC"),
+        ({"BIGBLOCK_STATUSES": " , "}, "BIGBLOCK_STATUSES"),
+        ({"BIGBLOCK_ORDER_PREFIXES": "shopify=S-"}, "BIGBLOCK_ORDER_PREFIXES"),
+        ({"BIGBLOCK_ORDER_PREFIXES": "magento"}, "BIGBLOCK_ORDER_PREFIXES"),
+        ({"MAGENTO_REST_CONCURRENCY": "0"}, "MAGENTO_REST_CONCURRENCY"),
+        ({"FETCH_AHEAD_PAGES": "-1"}, "FETCH_AHEAD_PAGES"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], named: str) -> None:
@@ -93,6 +101,21 @@ def test_bad_values_name_the_setting(environ: dict[str, str], named: str) -> Non
         load_settings(environ=environ)
     assert str(caught.value).startswith(f"{named}:")
     assert "\n" not in str(caught.value)
+
+
+def test_big_block_settings_are_read_with_their_defaults() -> None:
+    defaults = load_settings(environ={})
+    assert defaults.bigblock_statuses == {"pending", "processing", "confirmed"}
+    assert not defaults.bigblock_configured() and not defaults.bigblock_push_after_sync
+    settings = load_settings(environ={
+        "BIGBLOCK_BASE_URL": "https://bb.example/api/", "BIGBLOCK_API_KEY": "k",
+        "BIGBLOCK_STATUSES": "Processing, confirmed", "BIGBLOCK_ORDER_PREFIXES": "magento=M-, valerdat=PO-",
+        "BIGBLOCK_ALLOW_MISSING_LOCATION": "yes", "BIGBLOCK_PUSH_AFTER_SYNC": "true",
+    })
+    assert settings.bigblock_configured() and settings.bigblock_base_url == "https://bb.example/api"
+    assert settings.bigblock_statuses == {"processing", "confirmed"}
+    assert settings.bigblock_order_prefixes == {"magento": "M-", "valerdat": "PO-"}
+    assert settings.bigblock_allow_missing_location and settings.bigblock_push_after_sync
 
 
 def test_missing_env_file_is_a_config_error(tmp_path: Path) -> None:

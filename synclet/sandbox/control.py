@@ -9,6 +9,11 @@ replaces the set of orders REST cannot load), ``POST|GET|DELETE /_sandbox/delete
 orders deleted at the source), ``GET|POST /_sandbox/settings`` (``{"credit_bumps_order": bool,
 "rest_max_page_size": int | null}``), ``POST /_sandbox/valerdat/expire_tokens`` and
 ``GET|POST /_sandbox/valerdat/settings`` (``{"token_lifetime": int, "rate_limit": int | null}``).
+Big Block (``synclet.sandbox.bigblock``): ``GET|DELETE /_sandbox/bigblock/orders`` (every order held;
+DELETE forgets them and the received log), ``GET /_sandbox/bigblock/received`` (every request the
+API answered: ``[{"method", "path", "status", "body"}]``), ``POST /_sandbox/bigblock/pick``
+(``{"order_number": str, "quantity": int}``) and ``GET|POST /_sandbox/bigblock/settings``
+(``{"page_size": int, "paginated": bool, "rate_limit": int | null}``).
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from collections import Counter, deque
 from datetime import datetime
 from typing import Any
 
-from synclet.sandbox import onesaas, rest, valerdat
+from synclet.sandbox import bigblock, onesaas, rest, valerdat
 from synclet.sandbox.data import Store
 from synclet.sandbox.faults import Fault
 
@@ -31,15 +36,17 @@ def json_response(status: int, payload: Any) -> Response:
 
 
 class Controller:
-    """Routes API requests to OneSaas, REST or Valerdat and counts them (faults cover all alike)."""
+    """Routes API requests to OneSaas, REST, Valerdat or Big Block and counts them (faults cover all alike)."""
 
     def __init__(self, store: Store, access_key: str, rest_token: str,
                  rest_max_page_size: int | None = rest.DEFAULT_MAX_PAGE_SIZE,
-                 valerdat_api: valerdat.ValerdatApi | None = None) -> None:
+                 valerdat_api: valerdat.ValerdatApi | None = None,
+                 bigblock_api: bigblock.BigBlockApi | None = None) -> None:
         self.store = store
         self.onesaas = onesaas.OneSaasApi(store, access_key)
         self.rest = rest.RestApi(store, rest_token, rest_max_page_size)
         self.valerdat = valerdat_api or valerdat.ValerdatApi(store)
+        self.bigblock = bigblock_api or bigblock.BigBlockApi()
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
         self.requests = 0
@@ -113,7 +120,10 @@ class Controller:
             return {"credit_bumps_order": self.store.credit_bumps_order, "rest_max_page_size": cap}
 
     def api(self, method: str, path: str, params: dict[str, str], authorization: str | None = None,
-            body: bytes = b"", host: str | None = None) -> Response:
+            body: bytes = b"", host: str | None = None, *, api_key: str | None = None) -> Response:
+        """``api_key`` is the request's ``API-KEY`` header, which only Big Block reads."""
+        if path.startswith("/bigblock/"):
+            return self.bigblock.answer(method, path, params, api_key, body, host)
         if path == valerdat.PREFIX or path.startswith(valerdat.PREFIX + "/"):
             return self.valerdat.answer(method, path, params, authorization, body, host)
         if path.startswith("/rest/"):
@@ -124,7 +134,7 @@ class Controller:
             return json_response(200, self.onesaas.answer(params))
         if path == "/":
             return json_response(200, {"name": "synclet sandbox", "onesaas": onesaas.PATH, "rest": rest.BASE_PATH,
-                                       "valerdat": valerdat.PREFIX + "/api/"})
+                                       "valerdat": valerdat.PREFIX + "/api/", "bigblock": bigblock.PREFIX + "/"})
         return json_response(404, {"error": f"no such path: {path}"})
 
     def control(self, method: str, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> Response:
@@ -140,6 +150,8 @@ class Controller:
             return json_response(400, {"error": str(exc)})
 
     def _control(self, route: tuple[str, str], body: dict[str, Any], params: dict[str, str]) -> Response:
+        if route[1].startswith("bigblock/"):
+            return self._bigblock_control(route, body)
         if route == ("GET", "truth"):
             return json_response(200, self.store.truth(params.get("view") or "onesaas"))
         if route == ("GET", "stats"):
@@ -170,7 +182,26 @@ class Controller:
             return json_response(200, self.valerdat.configure(body if route[0] == "POST" else {}))
         if route[1] == "settings" and route[0] in ("GET", "POST"):
             return json_response(200, self.settings(body if route[0] == "POST" else {}))
-        return json_response(404, {"error": f"no such control endpoint: {route[0]} {CONTROL_PREFIX}{route[1]}"})
+        return _no_endpoint(route)
+
+    def _bigblock_control(self, route: tuple[str, str], body: dict[str, Any]) -> Response:
+        if route == ("GET", "bigblock/orders"):
+            return json_response(200, self.bigblock.orders())
+        if route == ("DELETE", "bigblock/orders"):
+            return json_response(200, self.bigblock.clear())
+        if route == ("GET", "bigblock/received"):
+            return json_response(200, self.bigblock.received())
+        if route == ("POST", "bigblock/pick"):
+            if not isinstance(body.get("order_number"), str):
+                raise ValueError("order_number must be a string")
+            return json_response(200, self.bigblock.pick(body["order_number"], body.get("quantity", 1)))
+        if route[1] == "bigblock/settings" and route[0] in ("GET", "POST"):
+            return json_response(200, self.bigblock.configure(body if route[0] == "POST" else {}))
+        return _no_endpoint(route)
+
+
+def _no_endpoint(route: tuple[str, str]) -> Response:
+    return json_response(404, {"error": f"no such control endpoint: {route[0]} {CONTROL_PREFIX}{route[1]}"})
 
 
 def _time_field(body: dict[str, Any], name: str) -> datetime | None:

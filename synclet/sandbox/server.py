@@ -3,8 +3,9 @@
 ``Sandbox`` runs in a daemon thread for tests (``with Sandbox(orders=2000, seed=7) as sb:``);
 ``serve_forever`` runs it in the foreground for ``python synclet.py sandbox``. It serves OneSaas
 Connect (``onesaas_url``), Magento REST (``rest_url``) and Valerdat (``valerdat_url``) from the same
-store; the control API
-(``synclet.sandbox.control``) and the same operations as methods on ``Sandbox`` drive it.
+store, and a Big Block warehouse (``bigblock_url``) with orders of its own for synclet to push to;
+the control API (``synclet.sandbox.control``) and the same operations as methods on ``Sandbox``
+drive it.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from synclet.sandbox import onesaas, valerdat
+from synclet.sandbox import bigblock, onesaas, valerdat
 from synclet.sandbox.control import CONTROL_PREFIX, Controller, Response, json_response
 from synclet.sandbox.data import Store
 from synclet.sandbox.faults import Fault
@@ -50,6 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_PUT(self) -> None:  # answered (405, mostly) rather than http.server's 501 page
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
 
     def _handle(self, method: str) -> None:
         controller = self.server.controller
@@ -85,17 +92,21 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send((fault.status, body, content_type, headers))
             return
+        api_key = self.headers.get("API-KEY") or self.headers.get("API_KEY")  # Big Block's, both spellings
         status, body, content_type, headers = controller.api(method, path, params, self.headers.get("Authorization"),
-                                                             raw, self.headers.get("Host"))
+                                                             raw, self.headers.get("Host"), api_key=api_key)
         if fault and fault.kind == "truncate":
             status, body = fault.status, body[: len(body) // 2]
         self._send((status, body, content_type, headers))
 
     def _send(self, response: Response) -> None:
+        """An empty ``content_type`` sends none (a 204's empty body); a 204 has no Content-Length either."""
         status, body, content_type, headers = response
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        if status != 204:
+            self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -117,7 +128,7 @@ class Sandbox:
     ``rest_max_page_size`` is the REST pageSize cap (None: uncapped). Valerdat's token lifetime
     (seconds on ``valerdat_clock``) and rate limit (requests a second per token, None: off) are
     ``valerdat_token_lifetime`` and ``valerdat_rate_limit``; its login is ``valerdat_credentials``
-    (customer, username, password)."""
+    (customer, username, password). Big Block checks ``bigblock_api_key`` and throttles on ``bigblock_clock``."""
 
     def __init__(self, orders: int = 200, seed: int = 1, now: datetime | None = None, *, days: int = 30,
                  store: Store | None = None, access_key: str = DEFAULT_ACCESS_KEY,
@@ -125,6 +136,8 @@ class Sandbox:
                  valerdat_credentials: tuple[str, str, str] = VALERDAT_CREDENTIALS,
                  valerdat_token_lifetime: int = valerdat.DEFAULT_TOKEN_LIFETIME,
                  valerdat_rate_limit: int | None = None, valerdat_clock: Callable[[], float] = time.monotonic,
+                 bigblock_api_key: str = bigblock.DEFAULT_API_KEY,
+                 bigblock_clock: Callable[[], float] = time.monotonic,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = store if store is not None else Store.generate(orders, seed, now, days)
         self.access_key = access_key
@@ -132,7 +145,10 @@ class Sandbox:
         self.valerdat_credentials = valerdat_credentials
         valerdat_api = valerdat.ValerdatApi(self.store, *valerdat_credentials, token_lifetime=valerdat_token_lifetime,
                                             rate_limit=valerdat_rate_limit, clock=valerdat_clock)
-        self.controller = Controller(self.store, access_key, rest_token, rest_max_page_size, valerdat_api)
+        self.bigblock_api_key = bigblock_api_key
+        bigblock_api = bigblock.BigBlockApi(bigblock_api_key, clock=bigblock_clock)
+        self.controller = Controller(self.store, access_key, rest_token, rest_max_page_size, valerdat_api,
+                                     bigblock_api)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -185,11 +201,18 @@ class Sandbox:
         """``VALERDAT_BASE_URL``: the base a client appends ``/api/...`` to."""
         return self.url + valerdat.PREFIX
 
-    def env(self, *, rest: bool = False, onesaas: bool = True, valerdat: bool = False) -> dict[str, str]:
+    @property
+    def bigblock_url(self) -> str:
+        """``BIGBLOCK_BASE_URL``: the base a client appends ``/orders/`` to."""
+        return self.url + bigblock.PREFIX
+
+    def env(self, *, rest: bool = False, onesaas: bool = True, valerdat: bool = False,
+            bigblock: bool = False) -> dict[str, str]:
         """Settings that point synclet at this sandbox from its first generated day: the OneSaas
-        keys, plus ``MAGENTO_REST_URL``/``MAGENTO_TOKEN`` with ``rest=True`` and the four
-        ``VALERDAT_*`` with ``valerdat=True``. The others are opt-in because synclet syncs every
-        configured source, and a sync test means one of them."""
+        keys, plus ``MAGENTO_REST_URL``/``MAGENTO_TOKEN`` with ``rest=True``, the four
+        ``VALERDAT_*`` with ``valerdat=True`` and ``BIGBLOCK_BASE_URL``/``BIGBLOCK_API_KEY`` with
+        ``bigblock=True``. The others are opt-in because synclet syncs every configured source, and
+        a sync test means one of them."""
         with self.store.lock:
             first = self.store.orders[0].created_at if self.store.orders else self.store.clock
         env = {"MAGENTO_BASE_URL": self.onesaas_url, "MAGENTO_ACCESS_KEY": self.access_key} if onesaas else {}
@@ -199,6 +222,8 @@ class Sandbox:
             customer, username, password = self.valerdat_credentials
             env.update({"VALERDAT_BASE_URL": self.valerdat_url, "VALERDAT_CUSTOMER": customer,
                         "VALERDAT_USERNAME": username, "VALERDAT_PASSWORD": password})
+        if bigblock:
+            env.update({"BIGBLOCK_BASE_URL": self.bigblock_url, "BIGBLOCK_API_KEY": self.bigblock_api_key})
         return env | {"INITIAL_SYNC_DATE": (first - timedelta(days=1)).strftime("%Y-%m-%d")}
 
     def truth(self, view: str = "onesaas") -> list[dict[str, Any]]:
@@ -227,6 +252,26 @@ class Sandbox:
     def add(self, count: int = 1, created_at: datetime | None = None) -> list[int]:
         return self.store.add(count, created_at=created_at)
 
+    def bigblock_orders(self) -> list[dict[str, Any]]:
+        """Every order the Big Block API holds, in id order, as it renders them."""
+        return self.controller.bigblock.orders()
+
+    def bigblock_received(self) -> list[dict[str, Any]]:
+        """Every request the Big Block API answered: ``{"method", "path", "status", "body"}``, oldest first."""
+        return self.controller.bigblock.received()
+
+    def bigblock_pick(self, order_number: str, quantity: int = 1) -> dict[str, Any]:
+        """Start picking: the order's first item gets ``quantity_fulfilled``; KeyError if no such order."""
+        return self.controller.bigblock.pick(order_number, quantity)
+
+    def bigblock_configure(self, **settings: Any) -> dict[str, Any]:
+        """Change ``page_size``, ``paginated`` or ``rate_limit`` (per second, None: off); returns all three."""
+        return self.controller.bigblock.configure(settings)
+
+    def bigblock_clear(self) -> dict[str, int]:
+        """Forget every Big Block order and the received log; returns how many of each."""
+        return self.controller.bigblock.clear()
+
     def arm_fault(self, status: int | None = None, times: int | None = 1, after: int = 0, *,
                   kind: str = "status", body: str | None = None, retry_after: str | int | None = None,
                   delay_ms: int = 0) -> Fault:
@@ -246,13 +291,16 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
     """Serve a generated shop in the foreground until Ctrl-C, after printing how to point synclet at it."""
     sandbox = Sandbox(orders, seed, now, host=host, port=port).start()
     echo(f"synclet sandbox: {orders} orders (seed {seed}), clock {fmt_time(sandbox.store.clock)} UTC")
-    echo(f"  URL: {sandbox.url}  (OneSaas {onesaas.PATH}, REST /rest/default/V1/, Valerdat {valerdat.PREFIX}/api/)")
-    echo(f"  Control API: {sandbox.url}{CONTROL_PREFIX}{{truth,stats,update,add,faults,rest_broken,deleted,settings,valerdat/...}}")
-    echo("Example .env (OneSaas; uncomment the REST or Valerdat lines instead, or as well, for those APIs):")
+    echo(f"  URL: {sandbox.url}  (OneSaas {onesaas.PATH}, REST /rest/default/V1/, Valerdat {valerdat.PREFIX}/api/,"
+         f" Big Block {bigblock.PREFIX}/)")
+    echo(f"  Control API: {sandbox.url}{CONTROL_PREFIX}"
+         "{truth,stats,update,add,faults,rest_broken,deleted,settings,valerdat/...,bigblock/...}")
+    echo("Example .env (OneSaas; uncomment the REST or Valerdat lines instead, or as well, for those APIs,"
+         " and the Big Block lines to push orders to its warehouse):")
     onesaas_env = sandbox.env()
     for name, value in onesaas_env.items():
         echo(f"  {name}={value}")
-    for name, value in sandbox.env(rest=True, valerdat=True, onesaas=False).items():
+    for name, value in sandbox.env(rest=True, valerdat=True, bigblock=True, onesaas=False).items():
         if name not in onesaas_env:
             echo(f"  # {name}={value}")
     echo("Press Ctrl-C to stop.")

@@ -21,13 +21,15 @@ from typing import Any, TypeVar
 
 import click
 
-from synclet import __version__, db, report, store
+from synclet import __version__, db, pushes, report, store
 from synclet.config import Settings, load_settings, parse_datetime_setting
+from synclet.destinations.bigblock import BigBlock
 from synclet.errors import EXIT_FAILED, EXIT_OK, ConfigError, DatabaseError, LockHeld, SyncletError
 from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
+from synclet.push import PushOptions, push_bigblock
 from synclet.sources import Source, build_source, registry
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
@@ -125,6 +127,8 @@ def test(obj: Context) -> None:
     settings = obj.settings
     checks: list[tuple[str, Callable[[], str]]] = [("database", lambda: _check_database(settings))]
     checks += [(name, functools.partial(_check_source, settings, name)) for name in settings.configured_sources()]
+    if settings.bigblock_configured():
+        checks.append(("bigblock", lambda: _check_bigblock(settings)))
     failures = 0
     for name, check in checks:
         try:
@@ -142,7 +146,8 @@ def _check_database(settings: Settings) -> str:
     state, revision = db.schema_state(db.connect(settings.database_url))
     if state == "unknown":
         raise DatabaseError(f"{settings.masked_database_url()}: schema {revision} is newer than this synclet or not synclet's")
-    advice = {"empty": "empty: `sync` or `init` will create the schema", "outdated": "schema outdated: run `init`"}
+    advice = {"empty": "empty: `sync` or `init` will create the schema",
+              "outdated": f"schema {revision}: the next `sync` or `init` upgrades it to {db.head_revision()}"}
     return f"{settings.masked_database_url()} ({advice.get(state, f'schema {revision}')})"
 
 
@@ -150,6 +155,23 @@ def _check_source(settings: Settings, name: str) -> str:
     http = HttpClient.from_settings(settings)
     try:
         return build_source(name, settings, http).check()
+    finally:
+        http.close()
+
+
+def _check_bigblock(settings: Settings) -> str:
+    with bigblock_client(settings) as bigblock:
+        return bigblock.check()
+
+
+@contextlib.contextmanager
+def bigblock_client(settings: Settings, stop: threading.Event | None = None) -> Iterator[BigBlock]:
+    """The Big Block API client with an HTTP client of its own, closed afterwards."""
+    if not settings.bigblock_base_url or not settings.bigblock_api_key:
+        raise ConfigError("BIGBLOCK_BASE_URL: not set (set BIGBLOCK_BASE_URL and BIGBLOCK_API_KEY to push to Big Block)")
+    http = HttpClient.from_settings(settings, stop)
+    try:
+        yield BigBlock(settings.bigblock_base_url, settings.bigblock_api_key, http)
     finally:
         http.close()
 
@@ -172,7 +194,8 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
     with stop_on_signals() as stop, open_sources(settings, names, stop) as opened:
         if not watch:
-            sys.exit(run_sync(settings, opened, options, stop)[0])
+            code, results = run_sync(settings, opened, options, stop)
+            sys.exit(max(code, push_after_sync(settings, opened, results, options, stop)))
         watch_sources(settings, opened, options, stop, interval)
     click.echo("Stopped watching.", err=True)
 
@@ -190,6 +213,7 @@ def watch_sources(settings: Settings, sources: list[Source], options: SyncOption
     while not stop.is_set():
         quiet = {name for name, streak in idle_streak.items() if streak % heartbeat}
         _, results = run_sync(settings, sources, dataclasses.replace(options, quiet_if_idle=frozenset(quiet)), stop)
+        push_after_sync(settings, sources, results, options, stop)
         for result in results:
             idle_streak[result.source] = idle_streak[result.source] + 1 if result.idle else 0
         # Back off only when a source could not finish; rejects waiting for a fix are not a reason
@@ -267,9 +291,58 @@ def run_sync(settings: Settings, sources: list[Source], options: SyncOptions,
     return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK), results
 
 
+def push_after_sync(settings: Settings, sources: list[Source], results: list[RunResult], options: SyncOptions,
+                    stop: threading.Event) -> int:
+    """With BIGBLOCK_PUSH_AFTER_SYNC, push once every source synced (rejects waiting do not hold the
+    push back: the orders that were stored are complete). Returns the push's exit code, or 0."""
+    if not settings.bigblock_push_after_sync or options.dry_run or stop.is_set():
+        return EXIT_OK
+    if len(results) != len(sources) or any(result.status != "success" for result in results):
+        click.echo("bigblock: not pushed, as a sync did not finish", err=True)
+        return EXIT_FAILED
+    try:
+        return run_push(settings, PushOptions(), stop)
+    except SyncletError as error:
+        click.echo(f"bigblock: {settings.mask(str(error))}", err=True)
+        return error.exit_code
+
+
+def run_push(settings: Settings, options: PushOptions, stop: threading.Event | None = None) -> int:
+    engine = db.connect(settings.database_url)
+    try:
+        with bigblock_client(settings, stop) as bigblock:
+            result = push_bigblock(engine, bigblock, settings, options, click.echo, utc_now, stop)
+    finally:
+        engine.dispose()
+    verb = "dry run" if options.dry_run else "push"
+    click.echo(f"bigblock: {verb} {result.summary()}", err=result.exit_code != EXIT_OK)
+    return result.exit_code
+
+
 def _print_result(result: RunResult) -> None:
     line = f"{result.source}: {result.sync_type} sync {summary(result)}"
     click.echo(line, err=result.exit_code != EXIT_OK)
+
+
+@main.group()
+def push() -> None:
+    """Upload stored orders to a destination (Big Block)."""
+
+
+@push.command("bigblock")
+@click.option("--dry-run", is_flag=True, help="Print what would be created, replaced or deleted; change nothing.")
+@click.option("--since", callback=parse_since, metavar="DATETIME", help="Only orders placed since (UTC, YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source's orders (repeatable).")
+@click.pass_obj
+@handles_errors
+def push_bigblock_command(obj: Context, dry_run: bool, since: datetime | None, sources: tuple[str, ...]) -> None:
+    """Upload orders still to be picked to Big Block; replace changed ones, delete cancelled ones."""
+    settings = obj.settings
+    unknown = [name for name in sources if name not in registry()]
+    if unknown:
+        raise ConfigError(f"--source: unknown source {unknown[0]!r} (known: {', '.join(sorted(registry()))})")
+    with stop_on_signals() as stop:
+        sys.exit(run_push(settings, PushOptions(dry_run=dry_run, since=since, sources=sources), stop))
 
 
 @main.command()
@@ -282,6 +355,7 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
     settings = obj.settings
     engine = db.connect(settings.database_url)
     state, _ = db.schema_state(engine)
+    destinations = []
     if state == "empty":
         names: list[str] = list(sources) or settings.configured_sources()
         statuses = [report.empty_status(name) for name in names]
@@ -289,14 +363,20 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
         with engine.connect() as conn:
             names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
         statuses = report.source_status(engine, names, utc_now())
+    if settings.bigblock_configured() and state == "current" and not sources:
+        with engine.connect() as conn:
+            destinations.append(pushes.summary(conn, settings.bigblock_statuses, settings.bigblock_cancelled_statuses))
     if as_json:
-        click.echo(json.dumps(report.jsonable({"database": settings.masked_database_url(), "sources": statuses}), indent=2))
+        click.echo(json.dumps(report.jsonable({"database": settings.masked_database_url(), "sources": statuses,
+                                               "destinations": destinations}), indent=2))
         return
     click.echo(f"Database: {settings.masked_database_url()}")
     if not statuses:
         click.echo("No source configured and nothing synced yet.")
     for entry in statuses:
         click.echo(report.render(entry, configured=entry["source"] in settings.configured_sources()))
+    for destination in destinations:
+        click.echo(report.render_destination(destination))
 
 
 @main.command()

@@ -143,12 +143,15 @@ def _drop_interrupted_creation(connection: Connection) -> None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Initialise an empty database; refuse to write into an older or foreign schema."""
+    """Create or upgrade the schema before a command writes; refuse a foreign or newer one.
+
+    An older schema is upgraded here rather than refused: migrations only add, and an hourly cron
+    job must not stop working until someone runs ``init`` after an update."""
     state, current = schema_state(engine)
-    if state == "empty":
-        upgrade(engine)
-    elif state == "outdated":
-        raise SchemaOutdated(f"the database schema ({current}) is older than this synclet: run `python synclet.py init`")
+    if state in ("empty", "outdated"):
+        before, after = upgrade(engine)
+        if before is not None and before != after:
+            log.warning("Upgraded the database schema from %s to %s", before, after)
     elif state == "unknown":
         raise _foreign_schema(current)
 

@@ -3,7 +3,7 @@
     SyncletError                  exit 1 unless said otherwise
     ├── ConfigError               a setting is missing or malformed (exit 2)
     ├── DatabaseError             the database is unreachable or refused a statement
-    │   └── SchemaOutdated        the schema is older than this version: run `init`
+    │   └── SchemaOutdated        the schema is not one this version can write (newer, or foreign)
     ├── LockHeld                  another sync of the same source is running (exit 75)
     ├── SourceError               a source could not be read to the end
     │   ├── AuthError             the source refused our credentials
@@ -39,7 +39,7 @@ class DatabaseError(SyncletError):
 
 
 class SchemaOutdated(DatabaseError):
-    """The database schema is behind this version of synclet."""
+    """The database schema is newer than this version of synclet, or not synclet's."""
 
 
 class LockHeld(SyncletError):

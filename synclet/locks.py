@@ -72,9 +72,10 @@ class SourceLock:
     ``conn`` must stay open (and be the one used for writing) for as long as the lock is needed.
     """
 
-    def __init__(self, conn: Connection, source: str) -> None:
+    def __init__(self, conn: Connection, source: str, activity: str | None = None) -> None:
         self.conn = conn
         self.source = source
+        self.activity = activity or f"sync of {source}"
         self._server_lock = False
         self._fd: int | None = None
 
@@ -119,7 +120,7 @@ class SourceLock:
                 holder = f" (pid {row['pid']} on {row['host']}, since {row['started_at']:%Y-%m-%d %H:%M:%S} UTC)"
         except SQLAlchemyError:  # the message is best effort; the lock is what matters
             self.conn.rollback()
-        return f"another sync of {self.source} is running{holder}; try again later"
+        return f"another {self.activity} is running{holder}; try again later"
 
 
 class SchemaLock:

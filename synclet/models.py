@@ -206,3 +206,33 @@ class RejectedOrder(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime)
     times_seen: Mapped[int] = mapped_column(Integer, default=1)
     sync_history_id: Mapped[int | None] = mapped_column(Id, ForeignKey("sync_history.id", ondelete="SET NULL"))
+
+
+class BigBlockPush(Base):
+    """What Big Block holds of one stored order, so a rerun pushes nothing twice.
+
+    One row per order pushed (or held back): ``state`` is ``sending`` from just before a create
+    until its answer is recorded, so an interrupted push is found again rather than duplicated.
+    """
+
+    __tablename__ = "bigblock_pushes"
+    __table_args__ = (
+        UniqueConstraint("order_id"),
+        Index(None, "state"),
+        Index(None, "order_number"),
+        CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked')", name="state"),
+        TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(Id, ForeignKey("orders.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    order_number: Mapped[str] = mapped_column(String(128))  # as Big Block knows it, prefix included
+    bigblock_id: Mapped[str | None] = mapped_column(String(64))  # None: Big Block holds no copy we know of
+    state: Mapped[str] = mapped_column(String(16))
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # of the body Big Block holds
+    order_hash: Mapped[str | None] = mapped_column(String(64))  # orders.content_hash it was built from
+    basis_hash: Mapped[str | None] = mapped_column(String(64))  # locations file and settings it was built with
+    message: Mapped[str | None] = mapped_column(LongText)  # why held back, failed or blocked
+    pushed_at: Mapped[datetime | None] = mapped_column(DateTime)  # when Big Block last took a change
+    checked_at: Mapped[datetime] = mapped_column(DateTime)

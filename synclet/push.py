@@ -1,0 +1,281 @@
+"""Where stored orders meet Big Block: decide per order, act, record the answer.
+
+Per order, the push record says what Big Block was last told. An order in a status to pick that Big
+Block lacks is created; one whose lines changed is replaced (delete, then create: order numbers are
+unique); one cancelled in the shop is deleted. An order on which picking has started
+(``quantity_fulfilled`` > 0) is never replaced or deleted: it is reported for a person. Each
+answer is committed at once, and a ``sending`` record is committed before each create, so a push
+killed at any point is finished by the next one without creating anything twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from synclet import db, pushes
+from synclet.config import Settings
+from synclet.destinations.bigblock import BigBlock, DuplicateOrder
+from synclet.destinations.bigblock_orders import (
+    HeldBack,
+    Line,
+    Locations,
+    content_hash,
+    order_body,
+    order_number,
+    picking_started,
+    same_content,
+)
+from synclet.errors import EXIT_FAILED, EXIT_OK, AuthError, DatabaseError, Interrupted, ProtocolError, RemoteError
+from synclet.locks import SourceLock
+from synclet.logs import loggable
+from synclet.pushes import Candidate, PushRecord
+
+log = logging.getLogger(__name__)
+LOCK_NAME = "bigblock-push"
+#: Console labels, in the order the summary lists them.
+OUTCOMES = {"created": "created", "replaced": "replaced", "deleted": "deleted", "found": "found in Big Block",
+            "unchanged": "unchanged", "held": "held back", "blocked": "need a person", "failed": "failed"}
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    dry_run: bool = False
+    since: datetime | None = None
+    sources: tuple[str, ...] = ()
+
+
+@dataclass
+class PushResult:
+    counts: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """1 until every order that should be in Big Block is there as the shop has it."""
+        waiting = self.counts["failed"] or self.counts["held"] or self.counts["blocked"] or self.stopped
+        return EXIT_FAILED if waiting else EXIT_OK
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{self.counts[key]} {label}" for key, label in OUTCOMES.items()
+                          if self.counts[key] or key in ("created", "unchanged"))
+        return f"{parts} ({self.seconds:.1f}s){', stopped on request' if self.stopped else ''}"
+
+
+def push_basis(settings: Settings, locations: Locations) -> str:
+    """A fingerprint of everything besides the order that shapes its body: when it changes, every
+    order is rebuilt and compared again (a SKU moved to another shelf must reach Big Block)."""
+    prefixes = ",".join(f"{k}={v}" for k, v in sorted(settings.bigblock_order_prefixes.items()))
+    text = f"{locations.fingerprint}|{prefixes}|{settings.bigblock_allow_missing_location}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def push_bigblock(engine: Engine, bigblock: BigBlock, settings: Settings, options: PushOptions,
+                  echo: Callable[..., None], now: Callable[[], datetime], stop: threading.Event | None = None) -> PushResult:
+    """Push every order that needs it, one at a time, under a lock: two pushes at once could both
+    create the same order before either recorded it."""
+    locations = Locations.load(settings.bigblock_locations_csv) if settings.bigblock_locations_csv else Locations.none()
+    if not options.dry_run:
+        db.ensure_schema(engine)
+    started = time.monotonic()
+    try:
+        with engine.connect() as conn, SourceLock(conn, LOCK_NAME, activity="push to Big Block"):
+            with conn.begin():
+                found = pushes.candidates(conn, settings.bigblock_statuses, settings.bigblock_cancelled_statuses,
+                                          options.sources, options.since)
+            pusher = _Pusher(conn, bigblock, settings, locations, options, echo, now)
+            result = pusher.run(found, stop)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"push to Big Block stopped: {db.describe_error(error)}") from None
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Pusher:
+    def __init__(self, conn: Connection, bigblock: BigBlock, settings: Settings, locations: Locations,
+                 options: PushOptions, echo: Callable[..., None], now: Callable[[], datetime]) -> None:
+        self.conn = conn
+        self.bigblock = bigblock
+        self.settings = settings
+        self.locations = locations
+        self.dry_run = options.dry_run
+        self.echo = echo
+        self.now = now
+        self.basis = push_basis(settings, locations)
+        self.result = PushResult()
+        self._listing: dict[str, dict[str, Any]] | None = None
+
+    def run(self, found: Sequence[Candidate], stop: threading.Event | None) -> PushResult:
+        to_look_at = [candidate for candidate in found if not self._unchanged(candidate)]
+        self.result.counts["unchanged"] += len(found) - len(to_look_at)
+        with self.conn.begin():
+            lines = pushes.lines(self.conn, [candidate.order_id for candidate in to_look_at])
+        for candidate in to_look_at:
+            if stop is not None and stop.is_set():
+                self.result.stopped = True
+                break
+            try:
+                self._one(candidate, lines.get(candidate.order_id, []))
+            except (AuthError, Interrupted):
+                raise
+            except (RemoteError, ProtocolError) as error:
+                self._failed(candidate, str(error))
+        return self.result
+
+    def _unchanged(self, candidate: Candidate) -> bool:
+        """Pushed, and neither the order nor the locations file changed since: no need to look."""
+        record = candidate.record
+        return (record is not None and record.state == "pushed" and record.order_hash == candidate.content_hash
+                and record.basis_hash == self.basis and candidate.status not in self.settings.bigblock_cancelled_statuses)
+
+    def _number(self, candidate: Candidate) -> str:
+        return order_number(candidate.source, candidate.order_number or candidate.external_id,
+                            self.settings.bigblock_order_prefixes)
+
+    def _one(self, candidate: Candidate, lines: list[Line]) -> None:
+        number = self._number(candidate)
+        record = candidate.record
+        if candidate.status in self.settings.bigblock_cancelled_statuses:
+            if record is not None and record.state != "deleted" and record.may_be_held:
+                self._remove(candidate, record)
+            return
+        try:
+            body = order_body(number, lines, self.locations, self.settings.bigblock_allow_missing_location)
+        except HeldBack as reason:
+            self._note(candidate, "held", f"{number}: {reason}")
+            self._save(candidate, order_number=record.order_number if record else number, state="held", message=str(reason))
+            return
+        digest = content_hash(body)
+        if record is not None and record.bigblock_id is not None and record.content_hash == digest:
+            self.result.counts["unchanged"] += 1
+            self._save(candidate, state="pushed", message=None)  # Big Block holds exactly this already
+        elif record is not None and record.may_be_held:
+            self._replace(candidate, record, number, body, digest)
+        else:
+            self._create(candidate, number, body, digest, "created")
+
+    def _create(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str, outcome: str) -> None:
+        items = len(body["shipments"][0]["items"])
+        if self.dry_run:
+            self._note(candidate, outcome, f"{number} ({items} item{'s' if items != 1 else ''})")
+            return
+        self._save(candidate, order_number=number, bigblock_id=None, state="sending", content_hash=digest, message=None)
+        try:
+            created = self.bigblock.create(body)
+        except DuplicateOrder:
+            self._adopt(candidate, number, body, digest)
+            return
+        self._save(candidate, bigblock_id=str(created["id"]), state="pushed", pushed_at=self.now())
+        self._note(candidate, outcome, f"{number} (Big Block id {created['id']}, {items} item{'s' if items != 1 else ''})")
+
+    def _adopt(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str) -> None:
+        """Big Block already has this number: an earlier push whose answer was lost, or an order
+        typed in by hand. Record it if it holds these lines; otherwise replace it, unless picked."""
+        held = self._find(number)
+        if held is None:
+            raise RemoteError(f"Big Block says it has order {number}, but its list of orders does not show it")
+        if same_content(held, body):
+            self._save(candidate, bigblock_id=str(held["id"]), state="pushed", pushed_at=self.now())
+            self._note(candidate, "found", f"{number} (Big Block id {held['id']}): already there, recorded")
+        elif picking_started(held):
+            self._blocked(candidate, str(held["id"]), None, f"{number}: Big Block has this order number with other "
+                          f"lines and picking has started (Big Block id {held['id']}); compare them by hand")
+        else:
+            self.bigblock.delete(str(held["id"]))
+            self._listing_forget(number)
+            self._create(candidate, number, body, digest, "replaced")
+
+    def _replace(self, candidate: Candidate, record: PushRecord, number: str, body: dict[str, Any], digest: str) -> None:
+        held = self._held(record)
+        if held is None:
+            self._create(candidate, number, body, digest, "created")
+        elif str(held.get("order_number")) == number and same_content(held, body):
+            self.result.counts["unchanged"] += 1
+            if not self.dry_run:
+                self._save(candidate, bigblock_id=str(held["id"]), state="pushed", content_hash=digest, message=None)
+        elif picking_started(held):
+            self._blocked(candidate, str(held["id"]), record.content_hash, f"{record.order_number}: lines changed in the shop, "
+                          f"but picking has started in Big Block (id {held['id']}); change it there by hand")
+        elif self.dry_run:
+            self._note(candidate, "replaced", f"{number} (Big Block id {held['id']})")
+        else:
+            self.bigblock.delete(str(held["id"]))
+            self._listing_forget(record.order_number)
+            self._save(candidate, bigblock_id=None, state="deleted", content_hash=None)
+            self._create(candidate, number, body, digest, "replaced")
+
+    def _remove(self, candidate: Candidate, record: PushRecord) -> None:
+        """The order was cancelled in the shop: take it off the warehouse floor, unless picked."""
+        held = self._held(record)
+        if held is None:
+            if not self.dry_run:
+                self._save(candidate, bigblock_id=None, state="deleted", message=None)
+        elif picking_started(held):
+            self._blocked(candidate, str(held["id"]), record.content_hash, f"{record.order_number}: cancelled in the "
+                          f"shop, but picking has started in Big Block (id {held['id']}); stop it there by hand")
+        elif self.dry_run:
+            self._note(candidate, "deleted", f"{record.order_number} (cancelled in the shop)")
+        else:
+            self.bigblock.delete(str(held["id"]))
+            self._listing_forget(record.order_number)
+            self._save(candidate, bigblock_id=None, state="deleted", message=None, pushed_at=self.now())
+            self._note(candidate, "deleted", f"{record.order_number} (Big Block id {held['id']}, cancelled in the shop)")
+
+    def _held(self, record: PushRecord) -> dict[str, Any] | None:
+        """Big Block's copy of the order: by its id, or by its number when the create's answer was lost."""
+        if record.bigblock_id is not None:
+            return self.bigblock.get(record.bigblock_id)
+        return self._find(record.order_number)
+
+    def _find(self, number: str) -> dict[str, Any] | None:
+        """Big Block's order with this number, from one listing per push (it has no search)."""
+        if self._listing is None:
+            self._listing = {str(order.get("order_number")): order for order in self.bigblock.orders()
+                             if order.get("id") not in (None, "")}
+        return self._listing.get(number)
+
+    def _listing_forget(self, number: str) -> None:
+        if self._listing is not None:
+            self._listing.pop(number, None)
+
+    def _blocked(self, candidate: Candidate, bigblock_id: str, held_hash: str | None, message: str) -> None:
+        self._note(candidate, "blocked", message)
+        if not self.dry_run:
+            self._save(candidate, bigblock_id=bigblock_id, state="blocked", content_hash=held_hash, message=message)
+
+    def _failed(self, candidate: Candidate, message: str) -> None:
+        number = candidate.record.order_number if candidate.record else self._number(candidate)
+        self._note(candidate, "failed", f"{number}: {message}")
+        if not self.dry_run:
+            self._save(candidate, order_number=number, state="failed", message=message)
+
+    def _save(self, candidate: Candidate, **values: Any) -> None:
+        """Record and commit at once: the next push starts from here, whatever happens next."""
+        if self.dry_run:
+            return
+        values.setdefault("order_hash", candidate.content_hash)
+        values.setdefault("basis_hash", self.basis)
+        with self.conn.begin():
+            record = pushes.save(self.conn, candidate, checked_at=self.now(), **values)
+        candidate.record = record
+
+    def _note(self, candidate: Candidate, outcome: str, detail: str) -> None:
+        """Count the outcome, log it, and print what needs a person (every action on a dry run)."""
+        self.result.counts[outcome] += 1
+        label = OUTCOMES[outcome]
+        attention = outcome in ("held", "blocked", "failed")
+        would = "would be " if self.dry_run and not attention else ""
+        line = f"bigblock: {would}{label}: {candidate.source} {loggable(detail)}"
+        log.log(logging.WARNING if attention else logging.INFO, "%s", line)
+        if attention or self.dry_run:
+            self.echo(line, err=attention)

@@ -1,0 +1,137 @@
+"""What synclet knows of Big Block, in the database: the orders to look at and each one's push record.
+
+No HTTP here: ``synclet.push`` asks Big Block and records the answers through these functions.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy.engine import Connection
+
+from synclet.destinations.bigblock_orders import Line
+from synclet.models import BigBlockPush
+from synclet.store import ITEMS, ORDERS, _chunks, upsert
+
+PUSHES: Table = BigBlockPush.__table__  # type: ignore[assignment]
+#: States in which Big Block may hold a copy of the order (``sending``: a create whose answer was lost).
+MAY_HOLD = ("sending", "pushed", "blocked", "failed", "held")
+_RECORD_FIELDS = ("order_number", "bigblock_id", "state", "content_hash", "order_hash", "basis_hash", "message",
+                  "pushed_at", "checked_at")
+
+
+@dataclass(frozen=True, slots=True)
+class PushRecord:
+    order_number: str
+    bigblock_id: str | None
+    state: str
+    content_hash: str | None
+    order_hash: str | None
+    basis_hash: str | None
+    message: str | None
+    pushed_at: datetime | None
+
+    @property
+    def may_be_held(self) -> bool:
+        """Whether Big Block may hold a copy: a known id, or a create that may have landed."""
+        return self.bigblock_id is not None or (self.state in ("sending", "failed") and self.content_hash is not None)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A stored order the push must look at, with what Big Block was last told of it."""
+
+    order_id: int
+    source: str
+    external_id: str
+    order_number: str | None
+    status: str
+    content_hash: str
+    record: PushRecord | None
+
+
+def candidates(conn: Connection, statuses: Collection[str], cancelled: Collection[str], sources: Sequence[str] = (),
+               since: datetime | None = None) -> list[Candidate]:
+    """Orders in a status to pick, and orders Big Block may hold that were cancelled or wait on a
+    person or on a lost answer; oldest first, so the warehouse gets orders in the order they came."""
+    status = func.lower(func.coalesce(ORDERS.c.status, ""))
+    wanted = or_(
+        status.in_(sorted(statuses)),
+        and_(PUSHES.c.id.is_not(None), or_(
+            and_(status.in_(sorted(cancelled)), PUSHES.c.state.in_(MAY_HOLD)),
+            PUSHES.c.state.in_(("sending", "blocked")),
+        )),
+    )
+    query = (
+        select(ORDERS.c.id, ORDERS.c.source, ORDERS.c.external_id, ORDERS.c.order_number, status, ORDERS.c.content_hash,
+               PUSHES.c.id, *(PUSHES.c[name] for name in _RECORD_FIELDS[:-1]))
+        .select_from(ORDERS.outerjoin(PUSHES, PUSHES.c.order_id == ORDERS.c.id))
+        .where(wanted)
+        .order_by(ORDERS.c.order_date, ORDERS.c.id)
+    )
+    if sources:
+        query = query.where(ORDERS.c.source.in_(list(sources)))
+    if since is not None:
+        query = query.where(ORDERS.c.order_date >= since)
+    found = []
+    for row in conn.execute(query):
+        record = PushRecord(*row[7:]) if row[6] is not None else None
+        found.append(Candidate(row[0], row[1], row[2], row[3], row[4], row[5], record))
+    return found
+
+
+def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:
+    """order id -> its lines in line order, read in bulk."""
+    found: dict[int, list[Line]] = defaultdict(list)
+    for chunk in _chunks(list(order_ids)):
+        rows = conn.execute(
+            select(ITEMS.c.order_id, ITEMS.c.line_no, ITEMS.c.sku, ITEMS.c.name, ITEMS.c.quantity)
+            .where(ITEMS.c.order_id.in_(chunk))
+            .order_by(ITEMS.c.order_id, ITEMS.c.line_no, ITEMS.c.id)
+        )
+        for order_id, line_no, sku, name, quantity in rows:
+            found[order_id].append(Line(line_no, sku, name, quantity))
+    return found
+
+
+def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
+    """Write the order's push record: ``values`` over what it held before."""
+    before = candidate.record
+    current = {name: getattr(before, name) if before else None for name in _RECORD_FIELDS[:-1]}
+    current.update({k: v for k, v in values.items() if k != "checked_at"})
+    row = {"order_id": candidate.order_id, "source": candidate.source, **current, "checked_at": values["checked_at"]}
+    upsert(conn, PUSHES, [row], ("order_id",), ("source", *_RECORD_FIELDS))
+    return PushRecord(**current)
+
+
+def summary(conn: Connection, statuses: Collection[str], cancelled: Collection[str]) -> dict[str, Any]:
+    """What ``status`` shows of Big Block, from the database alone (no HTTP, no locations file)."""
+    counts = {"pushed": 0, "pending": 0, "held": 0, "failed": 0, "blocked": 0}
+    attention: list[dict[str, Any]] = []
+    for candidate in candidates(conn, statuses, cancelled):
+        record = candidate.record
+        state = record.state if record else None
+        if state in ("held", "failed", "blocked"):
+            counts[state] += 1
+            attention.append({"state": state, "order_number": record.order_number, "message": record.message})  # type: ignore[union-attr]
+        elif _pending(candidate, cancelled):
+            counts["pending"] += 1
+    counts["pushed"] = conn.execute(
+        select(func.count()).select_from(PUSHES).where(PUSHES.c.state.in_(("pushed", "blocked")))
+    ).scalar() or 0
+    last = conn.execute(select(func.max(PUSHES.c.checked_at))).scalar()
+    return {"destination": "bigblock", **counts, "last_push": last, "attention": attention}
+
+
+def _pending(candidate: Candidate, cancelled: Collection[str]) -> bool:
+    """Whether the next push has something to do for this order, as far as the database can tell."""
+    record = candidate.record
+    if candidate.status in cancelled:
+        return record is not None and record.state != "deleted" and record.may_be_held
+    if record is None or record.state in ("sending", "deleted"):
+        return True
+    return record.state == "pushed" and record.order_hash != candidate.content_hash

@@ -275,7 +275,8 @@ class _Pusher:
         label = OUTCOMES[outcome]
         attention = outcome in ("held", "blocked", "failed")
         would = "would be " if self.dry_run and not attention else ""
-        line = f"bigblock: {would}{label}: {candidate.source} {loggable(detail)}"
-        log.log(logging.WARNING if attention else logging.INFO, "%s", line)
-        if attention or self.dry_run:
+        line = f"bigblock: {would}{label}: {candidate.source} {loggable(detail, limit=400)}"
+        shown = attention or self.dry_run
+        log.log(logging.WARNING if attention else logging.INFO, "%s", line, extra={"console": not shown})
+        if shown:
             self.echo(line, err=attention)

@@ -1,0 +1,309 @@
+"""`push bigblock` end to end over real HTTP: the sandbox shop, synced into SQLite and MariaDB, pushed
+into the sandbox's Big Block, whose holdings must match the shop order by order."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from synclet import db
+from synclet.config import load_settings
+from synclet.destinations.bigblock_orders import Locations, order_body
+from synclet.pushes import PUSHES, candidates, lines
+from synclet.sandbox import Sandbox
+
+from conftest import run_cli
+from test_watch import start, wait_for
+
+NOW = datetime(2026, 3, 1, 12, 0, 0)
+TO_PICK = {"pending", "processing"}
+
+
+@pytest.fixture
+def shop() -> Iterator[Sandbox]:
+    with Sandbox(orders=60, seed=17, now=NOW) as sandbox:
+        yield sandbox
+
+
+def write_locations(shop: Sandbox, path: Path, leave_out: frozenset[str] = frozenset()) -> Path:
+    skus = sorted({item["sku"] for order in shop.truth() for item in order["items"]} - leave_out)
+    path.write_text("sku,location,upc\n" + "".join(f"{sku},Aisle {sum(map(ord, sku)) % 7},UPC-{sku}\n" for sku in skus))
+    return path
+
+
+def push_env(shop: Sandbox, database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    locations = tmp_path / "locations.csv"
+    if not locations.exists():
+        write_locations(shop, locations)
+    return {**shop.env(bigblock=True), "DATABASE_URL": database_url, "BIGBLOCK_LOCATIONS_CSV": str(locations),
+            "HTTP_MAX_RETRIES": "2", "HTTP_BACKOFF_SECONDS": "0.01", **extra}
+
+
+def expected(shop: Sandbox, prefix: str = "") -> dict[str, list[tuple[str, int]]]:
+    """What Big Block should hold: every shop order still to pick, its lines as pieces per SKU."""
+    return {prefix + order["order_number"]: sorted((item["sku"], int(Decimal(item["quantity"]))) for item in order["items"])
+            for order in shop.truth() if order["status"] in TO_PICK and order["has_identity"]}
+
+
+def held(shop: Sandbox) -> dict[str, list[tuple[str, int]]]:
+    """What Big Block holds, in the same shape; an order number can only be there once."""
+    orders = shop.bigblock_orders()
+    numbers = [order["order_number"] for order in orders]
+    assert len(numbers) == len(set(numbers)), "an order number is in Big Block twice"
+    return {order["order_number"]: sorted((item["SKU"], item["ordered_quantity"])
+                                          for shipment in order["shipments"] for item in shipment["items"])
+            for order in orders}
+
+
+def sent(shop: Sandbox, method: str) -> list[dict[str, Any]]:
+    return [entry for entry in shop.bigblock_received() if entry["method"] == method]
+
+
+def change(shop: Sandbox, entity_id: int, at: datetime, *, status: str | None = None, more_of_line: int | None = None) -> str:
+    """Change one shop order as its staff would, stamped ``at``; returns its number."""
+    with shop.store.lock:
+        order = shop.store.get(entity_id)
+        if status is not None:
+            order.status = status
+        if more_of_line is not None:
+            order.lines[more_of_line].qty += 1
+        order.updated_at = at
+        shop.store.version += 1
+        return order.increment_id
+
+
+def pickable(shop: Sandbox, count: int) -> list[tuple[int, str]]:
+    """(entity id, number) of ``count`` shop orders still to pick."""
+    rows = [(int(o["external_id"]), o["order_number"]) for o in shop.truth() if o["status"] in TO_PICK and o["has_identity"]]
+    assert len(rows) >= count
+    return rows[:count]
+
+
+def records(database_url: str) -> dict[str, dict[str, Any]]:
+    with db.connect(database_url).connect() as conn:
+        return {row.order_number: dict(row._mapping) for row in conn.execute(select(PUSHES))}
+
+
+def sync_and_push(env: dict[str, str]) -> Any:
+    synced = run_cli("sync", env=env)
+    assert synced.exit_code == 0, synced.output
+    return run_cli("push", "bigblock", env=env)
+
+
+def test_push_creates_each_order_to_pick_once_and_a_rerun_sends_nothing(database_url: str, shop: Sandbox,
+                                                                         tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    assert held(shop) == expected(shop) and len(expected(shop)) > 10
+    assert f"{len(expected(shop))} created" in pushed.output
+    body = sent(shop, "POST")[0]["body"]
+    item = body["shipments"][0]["items"][0]
+    assert item["warehouse_location"].startswith("Aisle ") and item["UPC"] == f"UPC-{item['SKU']}"
+    assert item["quantity_fulfilled"] == 0 and body["shipments"][0]["shipment_number"] == body["order_number"]
+
+    requests_before = len(shop.bigblock_received())
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0, again.output
+    assert len(shop.bigblock_received()) == requests_before  # nothing changed: Big Block is not even asked
+    assert f"0 created, {len(expected(shop))} unchanged" in again.output
+    assert {r["state"] for r in records(database_url).values()} == {"pushed"}
+
+
+def test_changed_and_cancelled_orders_are_replaced_and_deleted(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (changed_id, changed), (cancelled_id, cancelled), (status_id, _) = pickable(shop, 3)
+    later = NOW + timedelta(minutes=5)
+    change(shop, changed_id, later, more_of_line=0)
+    change(shop, cancelled_id, later, status="canceled")
+    change(shop, status_id, later, status="processing" if shop.store.get(status_id).status == "pending" else "pending")
+    new_ids = shop.add(count=3, created_at=later)
+    for new_id in new_ids:
+        change(shop, new_id, later, status="processing")
+    write_locations(shop, tmp_path / "locations.csv")  # the new orders' products have their shelves
+    before = {order["order_number"]: order["id"] for order in shop.bigblock_orders()}
+
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    assert held(shop) == expected(shop)
+    assert cancelled not in held(shop)
+    after = {order["order_number"]: order["id"] for order in shop.bigblock_orders()}
+    assert after[changed] != before[changed]  # replaced: deleted, then created anew
+    deleted = {entry["path"].rstrip("/").rsplit("/", 1)[1] for entry in sent(shop, "DELETE")}
+    assert deleted == {str(before[changed]), str(before[cancelled])}
+    assert "1 replaced, 1 deleted" in pushed.output and "3 created" in pushed.output
+    assert records(database_url)[cancelled]["state"] == "deleted"
+
+
+def test_an_order_being_picked_is_never_replaced_or_deleted(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (changed_id, changed), (cancelled_id, cancelled) = pickable(shop, 2)
+    shop.bigblock_pick(changed)
+    shop.bigblock_pick(cancelled)
+    later = NOW + timedelta(minutes=5)
+    change(shop, changed_id, later, more_of_line=0)
+    change(shop, cancelled_id, later, status="canceled")
+    copies = {n: o for n, o in ((o["order_number"], o) for o in shop.bigblock_orders()) if n in (changed, cancelled)}
+
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 1
+    assert "2 need a person" in pushed.output
+    assert f"{changed}: lines changed in the shop, but picking has started" in pushed.output
+    assert f"{cancelled}: cancelled in the shop, but picking has started" in pushed.output
+    assert sent(shop, "DELETE") == []
+    assert {n: o for n, o in ((o["order_number"], o) for o in shop.bigblock_orders()) if n in copies} == copies
+    status = run_cli("status", env=env)
+    assert "attention  2" in status.output and changed in status.output
+    as_json = json.loads(run_cli("status", "--json", env=env).output)
+    assert as_json["destinations"][0]["blocked"] == 2
+
+    again = run_cli("push", "bigblock", env=env)  # still reported on every run until a person acts
+    assert again.exit_code == 1 and "2 need a person" in again.output
+
+
+def test_an_order_already_in_big_block_is_found_and_recorded_not_duplicated(database_url: str, shop: Sandbox,
+                                                                             tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.bigblock_configure(page_size=3)  # finding it means following `next` through many pages
+    (_, lost), (_, typed_in) = pickable(shop, 2)
+    key = {"API-KEY": env["BIGBLOCK_API_KEY"]}
+    # An earlier push whose answer was lost: Big Block has the order, synclet has no record of it...
+    requests.post(env["BIGBLOCK_BASE_URL"] + "/orders/", json=body_of(env, lost), headers=key, timeout=10).raise_for_status()
+    # ...and one somebody typed in by hand, with another quantity, before synclet was set up.
+    other = body_of(env, typed_in)
+    other["shipments"][0]["items"][0]["ordered_quantity"] += 5
+    requests.post(env["BIGBLOCK_BASE_URL"] + "/orders/", json=other, headers=key, timeout=10).raise_for_status()
+
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 0, pushed.output
+    assert held(shop) == expected(shop)
+    assert "1 replaced" in pushed.output and "1 found in Big Block" in pushed.output
+    assert records(database_url)[lost]["state"] == records(database_url)[typed_in]["state"] == "pushed"
+
+
+def body_of(env: dict[str, str], number: str) -> dict[str, Any]:
+    """The body synclet sends for the stored order ``number``."""
+    settings = load_settings(environ=env)
+    with db.connect(env["DATABASE_URL"]).connect() as conn:
+        found = next(c for c in candidates(conn, TO_PICK, set()) if c.order_number == number)
+        order_lines = lines(conn, [found.order_id])[found.order_id]
+    return order_body(number, order_lines, Locations.load(str(settings.bigblock_locations_csv)), False)
+
+
+def test_dry_run_prints_what_it_would_do_and_changes_nothing(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    dry = run_cli("push", "bigblock", "--dry-run", env=env)
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.count("would be created") == len(expected(shop))
+    assert shop.bigblock_orders() == [] and records(database_url) == {}
+
+
+def test_an_order_with_an_unknown_sku_is_held_back_until_the_file_has_it(database_url: str, shop: Sandbox,
+                                                                         tmp_path: Path) -> None:
+    (entity_id, number), = pickable(shop, 1)
+    sku = shop.store.get(entity_id).lines[0].sku
+    write_locations(shop, tmp_path / "locations.csv", leave_out=frozenset({sku}))
+    env = push_env(shop, database_url, tmp_path)
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 1
+    assert f"SKU {sku} has no location in {tmp_path / 'locations.csv'}" in pushed.output
+    waiting = {n for n, lines in expected(shop).items() if sku in {s for s, _ in lines}}
+    assert number in waiting and set(held(shop)) == set(expected(shop)) - waiting
+    assert f"held back  {len(waiting)}" in run_cli("status", env=env).output
+
+    write_locations(shop, tmp_path / "locations.csv")
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0, again.output
+    assert held(shop) == expected(shop)
+
+
+def test_a_failing_order_does_not_stop_the_others_and_the_next_push_finishes(database_url: str, shop: Sandbox,
+                                                                            tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.arm_fault(500, times=3, after=4)  # the fifth order's create fails on every attempt
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 1
+    assert "1 failed" in pushed.output and "HTTP 500" in pushed.output
+    assert len(held(shop)) == len(expected(shop)) - 1
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0, again.output
+    assert held(shop) == expected(shop)
+
+
+def test_a_wrong_key_is_one_line_and_never_printed(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path, BIGBLOCK_API_KEY="wrong-secret-key")
+    assert run_cli("sync", env=env).exit_code == 0
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 1
+    assert "credentials refused" in pushed.output and "wrong-secret-key" not in pushed.output
+    assert "Traceback" not in pushed.output
+    checked = run_cli("test", env=env)
+    assert checked.exit_code == 1 and "✗ bigblock:" in checked.output and "wrong-secret-key" not in checked.output
+    right = run_cli("test", env={**env, "BIGBLOCK_API_KEY": shop.env(bigblock=True)["BIGBLOCK_API_KEY"]})
+    assert "✓ bigblock: key accepted, 0 orders in Big Block" in right.output
+
+
+def test_push_after_sync_with_prefixes_and_an_unpaginated_list(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    shop.bigblock_configure(paginated=False)
+    env = push_env(shop, database_url, tmp_path, BIGBLOCK_PUSH_AFTER_SYNC="true", BIGBLOCK_ORDER_PREFIXES="magento=M-")
+    synced = run_cli("sync", env=env)
+    assert synced.exit_code == 0, synced.output
+    assert held(shop) == expected(shop, prefix="M-")
+    assert "bigblock: push" in synced.output
+    # Lost answers again, now with a bare list to search: the rerun finds every order.
+    with db.connect(database_url).begin() as conn:
+        conn.execute(PUSHES.delete())
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0, again.output
+    assert f"{len(expected(shop))} found in Big Block" in again.output
+    assert held(shop) == expected(shop, prefix="M-")
+
+
+def test_since_and_source_narrow_the_push(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    dates = sorted(o["order_date"] for o in shop.truth() if o["status"] in TO_PICK and o["has_identity"])
+    middle = dates[len(dates) // 2]
+    since = run_cli("push", "bigblock", "--since", middle[:19].replace("T", " "), env=env)
+    assert since.exit_code == 0, since.output
+    assert 0 < len(held(shop)) < len(expected(shop))
+    other = run_cli("push", "bigblock", "--source", "valerdat", env=env)
+    assert other.exit_code == 0 and "0 created" in other.output
+    unknown = run_cli("push", "bigblock", "--source", "shopify", env=env)
+    assert unknown.exit_code == 2 and "unknown source 'shopify'" in unknown.output
+
+
+def test_push_without_big_block_settings_exits_2(database_url: str) -> None:
+    result = run_cli("push", "bigblock", env={"DATABASE_URL": database_url})
+    assert result.exit_code == 2 and "BIGBLOCK_BASE_URL" in result.output
+
+
+def test_kill_9_during_a_push_then_the_rerun_completes_without_duplicates(database_url: str, shop: Sandbox,
+                                                                         tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path, LOG_FILE="")
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.arm_fault(kind="delay", delay_ms=150, times=None)
+    process = start(["push", "bigblock"], env, tmp_path)
+    wait_for(lambda: len(sent(shop, "POST")) >= 3, process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    shop.clear_faults()
+    rerun = run_cli("push", "bigblock", env=env)
+    assert rerun.exit_code == 0, rerun.output
+    assert held(shop) == expected(shop)
+    posted = [entry["body"]["order_number"] for entry in sent(shop, "POST") if entry["status"] == 201]
+    assert len(posted) == len(set(posted)) == len(expected(shop))  # each order created exactly once

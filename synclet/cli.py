@@ -422,7 +422,7 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
 @click.option("--orders", type=click.IntRange(min=0), default=500, show_default=True, help="How many orders to generate.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same orders.")
 def sandbox(port: int, orders: int, seed: int) -> None:
-    """Serve a local fake store (the OneSaas endpoint) with generated orders until stopped."""
+    """Serve a local fake store (OneSaas, Magento REST, Valerdat) and Big Block until stopped."""
     from synclet.sandbox.server import serve_forever
 
     serve_forever(port=port, orders=orders, seed=seed, echo=click.echo)

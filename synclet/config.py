@@ -290,6 +290,8 @@ class _Reader:
         self.requires("MAGENTO_REST_URL", "MAGENTO_TOKEN")
         self.requires("VALERDAT_BASE_URL", "VALERDAT_CUSTOMER", "VALERDAT_USERNAME", "VALERDAT_PASSWORD")
         self.requires("BIGBLOCK_BASE_URL", "BIGBLOCK_API_KEY")
+        if self.boolean("BIGBLOCK_PUSH_AFTER_SYNC", False) and self.text("BIGBLOCK_BASE_URL") is None:
+            raise ConfigError("BIGBLOCK_PUSH_AFTER_SYNC: true, but Big Block is not configured (set BIGBLOCK_BASE_URL and BIGBLOCK_API_KEY)")
         initial = self.text("INITIAL_SYNC_DATE")
         return Settings(
             database_url=self.database_url(),

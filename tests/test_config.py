@@ -89,6 +89,7 @@ def test_dot_env_in_the_working_directory_is_read() -> None:
         ({"BIGBLOCK_BASE_URL": "https://bb.example/api"}, "BIGBLOCK_API_KEY"),
         ({"BIGBLOCK_ALLOW_MISSING_LOCATION": "maybe"}, "BIGBLOCK_ALLOW_MISSING_LOCATION"),
         ({"BIGBLOCK_PUSH_AFTER_SYNC": "2"}, "BIGBLOCK_PUSH_AFTER_SYNC"),
+        ({"BIGBLOCK_PUSH_AFTER_SYNC": "true"}, "BIGBLOCK_PUSH_AFTER_SYNC"),
         ({"BIGBLOCK_STATUSES": " , "}, "BIGBLOCK_STATUSES"),
         ({"BIGBLOCK_ORDER_PREFIXES": "shopify=S-"}, "BIGBLOCK_ORDER_PREFIXES"),
         ({"BIGBLOCK_ORDER_PREFIXES": "magento"}, "BIGBLOCK_ORDER_PREFIXES"),

@@ -174,3 +174,40 @@ def test_schema_lock_gives_up_after_its_wait(database_url: str) -> None:
         assert 0.4 < time.monotonic() - began < 5
     with SchemaLock(waiter, wait=0.5):  # released with the block, so the next one gets it at once
         pass
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.upgrade(db._alembic_config(connection), revision)
+
+
+def test_sync_upgrades_an_older_schema_and_keeps_its_rows(database_url: str) -> None:
+    engine = db.connect(database_url)
+    upgrade_to(engine, "0001")
+    add_order_row(engine)
+    assert db.schema_state(engine)[0] == "outdated"
+    checked = run_cli("test", env={"DATABASE_URL": database_url})
+    assert f"schema 0001: the next `sync` or `init` upgrades it to {db.head_revision()}" in checked.output
+    with Sandbox(orders=5, seed=3) as shop:
+        result = run_cli("sync", env={**shop.env(), "DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    assert f"Upgraded the database schema from 0001 to {db.head_revision()}" in result.output
+    assert db.schema_state(engine) == ("current", db.head_revision())
+    assert "bigblock_pushes" in table_names(engine)
+    orders = Base.metadata.tables["orders"]
+    with engine.connect() as conn:  # the row stored before the upgrade is the same row, updated in place
+        kept = conn.execute(select(orders.c.first_synced_at).where(orders.c.external_id == "1")).scalar()
+        assert kept == datetime(2026, 1, 1)
+        assert conn.execute(select(func.count()).select_from(orders)).scalar() == 5
+
+
+def test_a_migration_killed_after_its_table_was_made_is_redone(database_url: str) -> None:
+    engine = db.connect(database_url)
+    upgrade_to(engine, "0001")
+    with engine.begin() as conn:  # MariaDB commits the CREATE TABLE; the revision was never recorded
+        Base.metadata.tables["bigblock_pushes"].create(conn)
+    result = run_cli("init", env={"DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    assert db.schema_state(engine) == ("current", db.head_revision())

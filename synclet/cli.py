@@ -311,12 +311,18 @@ def run_push(settings: Settings, options: PushOptions, stop: threading.Event | N
     engine = db.connect(settings.database_url)
     try:
         with bigblock_client(settings, stop) as bigblock:
-            result = push_bigblock(engine, bigblock, settings, options, click.echo, utc_now, stop)
+            echo = functools.partial(_echo_masked, settings)
+            result = push_bigblock(engine, bigblock, settings, options, echo, utc_now, stop)
     finally:
         engine.dispose()
     verb = "dry run" if options.dry_run else "push"
     click.echo(f"bigblock: {verb} {result.summary()}", err=result.exit_code != EXIT_OK)
     return result.exit_code
+
+
+def _echo_masked(settings: Settings, text: str, err: bool = False) -> None:
+    """Print a line that may hold what a server said, which may echo a secret."""
+    click.echo(settings.mask(text), err=err)
 
 
 def _print_result(result: RunResult) -> None:

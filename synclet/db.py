@@ -38,6 +38,11 @@ def connect(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
 
 
+def database_exists(engine: Engine) -> bool:
+    """False for a SQLite file not made yet: a read-only command must not create it."""
+    return engine.dialect.name != "sqlite" or Path(engine.url.database or "").exists()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")

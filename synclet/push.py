@@ -85,7 +85,13 @@ def push_bigblock(engine: Engine, bigblock: BigBlock, settings: Settings, option
     """Push every order that needs it, one at a time, under a lock: two pushes at once could both
     create the same order before either recorded it."""
     locations = Locations.load(settings.bigblock_locations_csv) if settings.bigblock_locations_csv else Locations.none()
-    if not options.dry_run:
+    if options.dry_run:
+        state, revision = db.schema_state(engine) if db.database_exists(engine) else ("empty", None)
+        if state == "empty":
+            return PushResult()  # nothing stored, nothing to push
+        if state != "current":
+            raise DatabaseError(f"the database schema ({revision}) is not this synclet's: run `python synclet.py init` first")
+    else:
         db.ensure_schema(engine)
     started = time.monotonic()
     try:
@@ -181,7 +187,7 @@ class _Pusher:
     def _adopt(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str) -> None:
         """Big Block already has this number: an earlier push whose answer was lost, or an order
         typed in by hand. Record it if it holds these lines; otherwise replace it, unless picked."""
-        held = self._find(number)
+        held = self._find(number) or self._find(number, fresh=True)
         if held is None:
             raise RemoteError(f"Big Block says it has order {number}, but its list of orders does not show it")
         if same_content(held, body):
@@ -237,9 +243,10 @@ class _Pusher:
             return self.bigblock.get(record.bigblock_id)
         return self._find(record.order_number)
 
-    def _find(self, number: str) -> dict[str, Any] | None:
-        """Big Block's order with this number, from one listing per push (it has no search)."""
-        if self._listing is None:
+    def _find(self, number: str, fresh: bool = False) -> dict[str, Any] | None:
+        """Big Block's order with this number, from one listing per push (it has no search);
+        ``fresh`` lists again, for an order made by someone else since."""
+        if self._listing is None or fresh:
             self._listing = {str(order.get("order_number")): order for order in self.bigblock.orders()
                              if order.get("id") not in (None, "")}
         return self._listing.get(number)
@@ -255,6 +262,7 @@ class _Pusher:
 
     def _failed(self, candidate: Candidate, message: str) -> None:
         number = candidate.record.order_number if candidate.record else self._number(candidate)
+        message = self.settings.mask(message)
         self._note(candidate, "failed", f"{number}: {message}")
         if not self.dry_run:
             self._save(candidate, order_number=number, state="failed", message=message)

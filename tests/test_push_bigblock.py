@@ -307,3 +307,10 @@ def test_kill_9_during_a_push_then_the_rerun_completes_without_duplicates(databa
     assert held(shop) == expected(shop)
     posted = [entry["body"]["order_number"] for entry in sent(shop, "POST") if entry["status"] == 201]
     assert len(posted) == len(set(posted)) == len(expected(shop))  # each order created exactly once
+
+
+def test_dry_run_on_an_empty_database_has_nothing_to_push(tmp_path: Path, shop: Sandbox) -> None:
+    env = push_env(shop, f"sqlite:///{tmp_path / 'empty.db'}", tmp_path)
+    result = run_cli("push", "bigblock", "--dry-run", env=env)
+    assert result.exit_code == 0, result.output
+    assert "0 created, 0 unchanged" in result.output and not (tmp_path / "empty.db").exists()

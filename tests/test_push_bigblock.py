@@ -314,3 +314,13 @@ def test_dry_run_on_an_empty_database_has_nothing_to_push(tmp_path: Path, shop: 
     result = run_cli("push", "bigblock", "--dry-run", env=env)
     assert result.exit_code == 0, result.output
     assert "0 created, 0 unchanged" in result.output and not (tmp_path / "empty.db").exists()
+
+
+def test_a_throttled_push_waits_as_asked_and_loses_nothing(tmp_path: Path, shop: Sandbox) -> None:
+    env = push_env(shop, f"sqlite:///{tmp_path / 'synclet.db'}", tmp_path, HTTP_MAX_RETRIES="5")
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.bigblock_configure(rate_limit=10)
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 0, pushed.output
+    assert any(entry["status"] == 429 for entry in shop.bigblock_received())
+    assert held(shop) == expected(shop)

@@ -197,8 +197,7 @@ class _Pusher:
             self._blocked(candidate, str(held["id"]), None, f"{number}: Big Block has this order number with other "
                           f"lines and picking has started (Big Block id {held['id']}); compare them by hand")
         else:
-            self.bigblock.delete(str(held["id"]))
-            self._listing_forget(number)
+            self._take_down(candidate, held, number)
             self._create(candidate, number, body, digest, "replaced")
 
     def _replace(self, candidate: Candidate, record: PushRecord, number: str, body: dict[str, Any], digest: str) -> None:
@@ -215,9 +214,7 @@ class _Pusher:
         elif self.dry_run:
             self._note(candidate, "replaced", f"{number} (Big Block id {held['id']})")
         else:
-            self.bigblock.delete(str(held["id"]))
-            self._listing_forget(record.order_number)
-            self._save(candidate, bigblock_id=None, state="deleted", content_hash=None)
+            self._take_down(candidate, held, record.order_number)
             self._create(candidate, number, body, digest, "replaced")
 
     def _remove(self, candidate: Candidate, record: PushRecord) -> None:
@@ -232,10 +229,15 @@ class _Pusher:
         elif self.dry_run:
             self._note(candidate, "deleted", f"{record.order_number} (cancelled in the shop)")
         else:
-            self.bigblock.delete(str(held["id"]))
-            self._listing_forget(record.order_number)
-            self._save(candidate, bigblock_id=None, state="deleted", message=None, pushed_at=self.now())
+            self._take_down(candidate, held, record.order_number, message=None, pushed_at=self.now())
             self._note(candidate, "deleted", f"{record.order_number} (Big Block id {held['id']}, cancelled in the shop)")
+
+    def _take_down(self, candidate: Candidate, held: dict[str, Any], number: str, **values: Any) -> None:
+        """Delete Big Block's copy and record that it holds none (a create may follow)."""
+        self.bigblock.delete(str(held["id"]))
+        if self._listing is not None:
+            self._listing.pop(number, None)
+        self._save(candidate, bigblock_id=None, state="deleted", content_hash=None, **values)
 
     def _held(self, record: PushRecord) -> dict[str, Any] | None:
         """Big Block's copy of the order: by its id, or by its number when the create's answer was lost."""
@@ -250,10 +252,6 @@ class _Pusher:
             self._listing = {str(order.get("order_number")): order for order in self.bigblock.orders()
                              if order.get("id") not in (None, "")}
         return self._listing.get(number)
-
-    def _listing_forget(self, number: str) -> None:
-        if self._listing is not None:
-            self._listing.pop(number, None)
 
     def _blocked(self, candidate: Candidate, bigblock_id: str, held_hash: str | None, message: str) -> None:
         self._note(candidate, "blocked", message)

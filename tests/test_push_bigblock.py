@@ -324,3 +324,14 @@ def test_a_throttled_push_waits_as_asked_and_loses_nothing(tmp_path: Path, shop:
     assert pushed.exit_code == 0, pushed.output
     assert any(entry["status"] == 429 for entry in shop.bigblock_received())
     assert held(shop) == expected(shop)
+
+
+def test_two_sources_meet_in_one_big_block_under_their_prefixes(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    write_locations(shop, tmp_path / "locations.csv")
+    env = {**push_env(shop, database_url, tmp_path), **shop.env(valerdat=True, bigblock=True),
+           "BIGBLOCK_ORDER_PREFIXES": "magento=M-,valerdat=V-"}
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    purchase_orders = {"V-" + o["order_number"]: sorted((i["sku"], int(Decimal(i["quantity"]))) for i in o["items"])
+                       for o in shop.truth(view="valerdat") if o["status"] == "confirmed"}
+    assert purchase_orders and held(shop) == expected(shop, prefix="M-") | purchase_orders

@@ -29,7 +29,7 @@ from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
-from synclet.push import PushOptions, push_bigblock
+from synclet.push import PushOptions, load_locations, push_bigblock
 from synclet.sources import Source, build_source, registry
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
@@ -160,8 +160,12 @@ def _check_source(settings: Settings, name: str) -> str:
 
 
 def _check_bigblock(settings: Settings) -> str:
+    locations = load_locations(settings)
     with bigblock_client(settings) as bigblock:
-        return bigblock.check()
+        answer = bigblock.check()
+    if locations.path is None:
+        return f"{answer}; no locations file, orders go without locations"
+    return f"{answer}; {len(locations.by_sku):,} SKUs located in {locations.path}"
 
 
 @contextlib.contextmanager

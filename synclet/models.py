@@ -220,7 +220,7 @@ class BigBlockPush(Base):
         UniqueConstraint("order_id"),
         Index(None, "state"),
         Index(None, "order_number"),
-        CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked')", name="state"),
+        CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked', 'skipped')", name="state"),
         TABLE_OPTIONS,
     )
 

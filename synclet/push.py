@@ -35,7 +35,7 @@ from synclet.destinations.bigblock_orders import (
     picking_started,
     same_content,
 )
-from synclet.errors import EXIT_FAILED, EXIT_OK, AuthError, DatabaseError, Interrupted, ProtocolError, RemoteError
+from synclet.errors import EXIT_FAILED, EXIT_OK, AuthError, ConfigError, DatabaseError, Interrupted, ProtocolError, RemoteError
 from synclet.locks import SourceLock
 from synclet.logs import loggable
 from synclet.pushes import Candidate, PushRecord
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "bigblock-push"
 #: Console labels, in the order the summary lists them.
 OUTCOMES = {"created": "created", "replaced": "replaced", "deleted": "deleted", "found": "found in Big Block",
-            "unchanged": "unchanged", "held": "held back", "blocked": "need a person", "failed": "failed"}
+            "unchanged": "unchanged", "skipped": "with nothing to pick", "held": "held back", "blocked": "need a person",
+            "failed": "failed"}
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,21 @@ def push_basis(settings: Settings, locations: Locations) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def load_locations(settings: Settings) -> Locations:
+    """The locations file; without one, only BIGBLOCK_ALLOW_MISSING_LOCATION makes a push useful."""
+    if settings.bigblock_locations_csv:
+        return Locations.load(settings.bigblock_locations_csv)
+    if not settings.bigblock_allow_missing_location:
+        raise ConfigError("BIGBLOCK_LOCATIONS_CSV: not set, so every order would be held back for want of a location "
+                          "(set it, or BIGBLOCK_ALLOW_MISSING_LOCATION=true to push without locations)")
+    return Locations.none()
+
+
 def push_bigblock(engine: Engine, bigblock: BigBlock, settings: Settings, options: PushOptions,
                   echo: Callable[..., None], now: Callable[[], datetime], stop: threading.Event | None = None) -> PushResult:
     """Push every order that needs it, one at a time, under a lock: two pushes at once could both
     create the same order before either recorded it."""
-    locations = Locations.load(settings.bigblock_locations_csv) if settings.bigblock_locations_csv else Locations.none()
+    locations = load_locations(settings)
     if options.dry_run:
         state, revision = db.schema_state(engine) if db.database_exists(engine) else ("empty", None)
         if state == "empty":
@@ -141,7 +152,7 @@ class _Pusher:
     def _unchanged(self, candidate: Candidate) -> bool:
         """Pushed, and neither the order nor the locations file changed since: no need to look."""
         record = candidate.record
-        return (record is not None and record.state == "pushed" and record.order_hash == candidate.content_hash
+        return (record is not None and record.state in ("pushed", "skipped") and record.order_hash == candidate.content_hash
                 and record.basis_hash == self.basis and candidate.status not in self.settings.bigblock_cancelled_statuses)
 
     def _number(self, candidate: Candidate) -> str:
@@ -153,13 +164,20 @@ class _Pusher:
         record = candidate.record
         if candidate.status in self.settings.bigblock_cancelled_statuses:
             if record is not None and record.state != "deleted" and record.may_be_held:
-                self._remove(candidate, record)
+                self._remove(candidate, record, "cancelled in the shop")
             return
         try:
             body = order_body(number, lines, self.locations, self.settings.bigblock_allow_missing_location)
         except HeldBack as reason:
             self._note(candidate, "held", f"{number}: {reason}")
             self._save(candidate, order_number=record.order_number if record else number, state="held", message=str(reason))
+            return
+        if body is None:  # nothing on it is picked: Big Block has no use for it
+            if record is not None and record.state not in ("deleted", "skipped") and record.may_be_held:
+                self._remove(candidate, record, "nothing on it is picked any more")
+            else:
+                self._note(candidate, "skipped", number)
+                self._save(candidate, order_number=number, state="skipped", message=None)
             return
         digest = content_hash(body)
         if record is not None and record.bigblock_id is not None and record.content_hash == digest:
@@ -217,20 +235,20 @@ class _Pusher:
             self._take_down(candidate, held, record.order_number)
             self._create(candidate, number, body, digest, "replaced")
 
-    def _remove(self, candidate: Candidate, record: PushRecord) -> None:
+    def _remove(self, candidate: Candidate, record: PushRecord, why: str) -> None:
         """The order was cancelled in the shop: take it off the warehouse floor, unless picked."""
         held = self._held(record)
         if held is None:
             if not self.dry_run:
                 self._save(candidate, bigblock_id=None, state="deleted", message=None)
         elif picking_started(held):
-            self._blocked(candidate, str(held["id"]), record.content_hash, f"{record.order_number}: cancelled in the "
-                          f"shop, but picking has started in Big Block (id {held['id']}); stop it there by hand")
+            self._blocked(candidate, str(held["id"]), record.content_hash, f"{record.order_number}: {why}, but picking "
+                          f"has started in Big Block (id {held['id']}); stop it there by hand")
         elif self.dry_run:
-            self._note(candidate, "deleted", f"{record.order_number} (cancelled in the shop)")
+            self._note(candidate, "deleted", f"{record.order_number} ({why})")
         else:
             self._take_down(candidate, held, record.order_number, message=None, pushed_at=self.now())
-            self._note(candidate, "deleted", f"{record.order_number} (Big Block id {held['id']}, cancelled in the shop)")
+            self._note(candidate, "deleted", f"{record.order_number} (Big Block id {held['id']}, {why})")
 
     def _take_down(self, candidate: Candidate, held: dict[str, Any], number: str, **values: Any) -> None:
         """Delete Big Block's copy and record that it holds none (a create may follow)."""
@@ -278,11 +296,13 @@ class _Pusher:
     def _note(self, candidate: Candidate, outcome: str, detail: str) -> None:
         """Count the outcome, log it, and print what needs a person (every action on a dry run)."""
         self.result.counts[outcome] += 1
-        label = OUTCOMES[outcome]
         attention = outcome in ("held", "blocked", "failed")
-        would = "would be " if self.dry_run and not attention else ""
-        line = f"bigblock: {would}{label}: {candidate.source} {loggable(detail, limit=400)}"
-        shown = attention or self.dry_run
+        action = outcome in ("created", "replaced", "deleted", "found")
+        label = f"would be {OUTCOMES[outcome]}" if self.dry_run and action else OUTCOMES[outcome]
+        if outcome == "skipped":
+            label = "nothing to pick, not sent"
+        line = f"bigblock: {label}: {candidate.source} {loggable(detail, limit=400)}"
+        shown = attention or (self.dry_run and action)
         log.log(logging.WARNING if attention else logging.INFO, "%s", line, extra={"console": not shown})
         if shown:
             self.echo(line, err=attention)

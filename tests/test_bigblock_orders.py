@@ -165,3 +165,10 @@ def test_content_hash_is_stable_and_follows_the_lines() -> None:
 )
 def test_a_duplicate_order_number_is_told_from_other_refusals(errors: Any, duplicate: bool) -> None:
     assert is_duplicate(errors) is duplicate
+
+
+def test_lines_of_sku_not_picked_stay_out_and_an_order_of_nothing_else_is_not_sent() -> None:
+    shelves = Locations({"SKU-A": Location("Aisle 3"), "GIFT-1": Location("-")}, "f", "locations.csv")
+    body = order_body("M-1", [Line(1, "GIFT-1", "Gift card", Decimal(1)), Line(2, "SKU-A", "A", Decimal(1))], shelves, False)
+    assert body is not None and [item["SKU"] for item in body["shipments"][0]["items"]] == ["SKU-A"]
+    assert order_body("M-2", [Line(1, "GIFT-1", "Gift card", Decimal("0.5"))], shelves, False) is None

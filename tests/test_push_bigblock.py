@@ -335,3 +335,28 @@ def test_two_sources_meet_in_one_big_block_under_their_prefixes(database_url: st
     purchase_orders = {"V-" + o["order_number"]: sorted((i["sku"], int(Decimal(i["quantity"]))) for i in o["items"])
                        for o in shop.truth(view="valerdat") if o["status"] == "confirmed"}
     assert purchase_orders and held(shop) == expected(shop, prefix="M-") | purchase_orders
+
+
+def test_with_the_shops_own_locations_file_virtual_lines_stay_out(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    csv_text = requests.get(f"{shop.url}/_sandbox/bigblock/locations.csv", timeout=10).text
+    (tmp_path / "locations.csv").write_text(csv_text)
+    env = push_env(shop, database_url, tmp_path)
+    checked = run_cli("test", env=env)
+    assert f"SKUs located in {tmp_path / 'locations.csv'}" in checked.output, checked.output
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    physical = {number: [(sku, n) for sku, n in lines if not sku.startswith("VIRT-")] for number, lines in expected(shop).items()}
+    assert held(shop) == {number: lines for number, lines in physical.items() if lines}
+    only_virtual = [number for number, lines in physical.items() if not lines]
+    assert len(only_virtual) == 2 and "2 with nothing to pick" in pushed.output  # seed 17 sells two gift-card orders
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0 and "0 created" in again.output and len(sent(shop, "POST")) == len(held(shop))
+
+
+def test_push_without_a_locations_file_says_so_at_once(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = {**push_env(shop, database_url, tmp_path), "BIGBLOCK_LOCATIONS_CSV": ""}
+    result = run_cli("push", "bigblock", env=env)
+    assert result.exit_code == 2 and "BIGBLOCK_LOCATIONS_CSV: not set" in result.output
+    assert "✗ bigblock: BIGBLOCK_LOCATIONS_CSV: not set" in run_cli("test", env=env).output
+    allowed = run_cli("push", "bigblock", "--dry-run", env={**env, "BIGBLOCK_ALLOW_MISSING_LOCATION": "true"})
+    assert allowed.exit_code == 0, allowed.output

@@ -292,3 +292,16 @@ def test_env_and_index_point_a_client_at_big_block() -> None:
         assert response.status_code == 200
         assert get(sandbox, env["BIGBLOCK_BASE_URL"] + "/orders/").status_code == 401  # the default key is not it
         assert requests.get(sandbox.url + "/", timeout=30).json()["bigblock"] == "/bigblock/api/"
+
+
+def test_the_locations_file_covers_every_product_and_marks_virtual_ones_not_picked(sb: Sandbox) -> None:
+    answer = control(sb, "GET", "locations.csv")
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/csv")
+    rows = [line.split(",") for line in answer.text.splitlines()]
+    assert rows[0] == ["sku", "location", "upc"]
+    located = {sku: location for sku, location, _ in rows[1:]}
+    with Sandbox(orders=300, seed=4) as shop:
+        sold = {item["sku"] for order in shop.truth() for item in order["items"] if not item["deleted_product"]}
+        assert requests.get(f"{shop.url}/_sandbox/bigblock/locations.csv", timeout=30).text == answer.text
+    assert sold and sold <= set(located)
+    assert {sku for sku, location in located.items() if location == "-"} == {sku for sku in located if sku.startswith("VIRT-")}

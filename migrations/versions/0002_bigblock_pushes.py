@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('message', sa.Text().with_variant(mysql.LONGTEXT(), 'mariadb').with_variant(mysql.LONGTEXT(), 'mysql'), nullable=True),
     sa.Column('pushed_at', sa.DateTime(), nullable=True),
     sa.Column('checked_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked')", name=op.f('ck_bigblock_pushes_state')),
+    sa.CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked', 'skipped')", name=op.f('ck_bigblock_pushes_state')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_bigblock_pushes_order_id_orders'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bigblock_pushes')),
     sa.UniqueConstraint('order_id', name=op.f('uq_bigblock_pushes_order_id')),

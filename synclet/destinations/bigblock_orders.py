@@ -2,7 +2,9 @@
 
 Pure functions, no HTTP and no database: what goes to the warehouse is decided here and can be
 tested line by line. A line whose SKU has no location, or whose quantity is not a whole number of
-pieces, holds its order back with a reason a person can act on.
+pieces, holds its order back with a reason a person can act on. A SKU located at ``-`` is not
+picked at all (a gift card, a download): its lines are left out, and an order of nothing else is
+not sent.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from synclet.errors import ConfigError
 
 SETTING = "BIGBLOCK_LOCATIONS_CSV"
 HEADER = ("sku", "location", "upc")
+#: The location of a SKU nobody picks (a gift card, a download, a service): its lines stay out of Big Block.
+NOT_PICKED = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +97,21 @@ def order_number(source: str, number: str, prefixes: Mapping[str, str]) -> str:
     return prefixes.get(source, "") + number
 
 
-def order_body(number: str, lines: Sequence[Line], locations: Locations, allow_missing_location: bool) -> dict[str, Any]:
-    """The Big Block order for ``lines``: one shipment, one item per line; raises ``HeldBack``."""
+def order_body(number: str, lines: Sequence[Line], locations: Locations,
+               allow_missing_location: bool) -> dict[str, Any] | None:
+    """The Big Block order for ``lines``: one shipment, one item per line to pick; None when no
+    line needs picking. Raises ``HeldBack``."""
     if not lines:
         raise HeldBack("the order has no lines")
-    items = [_item(line, locations, allow_missing_location) for line in lines]
+    items = [item for line in lines if (item := _item(line, locations, allow_missing_location)) is not None]
+    if not items:
+        return None
     return {"order_number": number, "shipments": [{"shipment_number": number, "items": items}]}
 
 
-def _item(line: Line, locations: Locations, allow_missing_location: bool) -> dict[str, Any]:
+def _item(line: Line, locations: Locations, allow_missing_location: bool) -> dict[str, Any] | None:
+    if line.sku and (located := locations.find(line.sku)) is not None and located.location == NOT_PICKED:
+        return None
     if not line.sku:
         raise HeldBack(f"line {line.line_no} has no SKU")
     quantity = line.quantity

@@ -10,7 +10,8 @@ orders deleted at the source), ``GET|POST /_sandbox/settings`` (``{"credit_bumps
 "rest_max_page_size": int | null}``), ``POST /_sandbox/valerdat/expire_tokens`` and
 ``GET|POST /_sandbox/valerdat/settings`` (``{"token_lifetime": int, "rate_limit": int | null}``).
 Big Block (``synclet.sandbox.bigblock``): ``GET|DELETE /_sandbox/bigblock/orders`` (every order held;
-DELETE forgets them and the received log), ``GET /_sandbox/bigblock/received`` (every request the
+DELETE forgets them and the received log), ``GET /_sandbox/bigblock/locations.csv`` (a
+``BIGBLOCK_LOCATIONS_CSV`` for every product the shop sells), ``GET /_sandbox/bigblock/received`` (every request the
 API answered: ``[{"method", "path", "status", "body"}]``), ``POST /_sandbox/bigblock/pick``
 (``{"order_number": str, "quantity": int}``) and ``GET|POST /_sandbox/bigblock/settings``
 (``{"page_size": int, "paginated": bool, "rate_limit": int | null}``).
@@ -191,6 +192,8 @@ class Controller:
             return json_response(200, self.bigblock.clear())
         if route == ("GET", "bigblock/received"):
             return json_response(200, self.bigblock.received())
+        if route == ("GET", "bigblock/locations.csv"):
+            return 200, self.store.locations_csv().encode("utf-8"), "text/csv; charset=utf-8", {}
         if route == ("POST", "bigblock/pick"):
             if not isinstance(body.get("order_number"), str):
                 raise ValueError("order_number must be a string")

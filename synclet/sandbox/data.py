@@ -222,6 +222,15 @@ class Store:
     def __len__(self) -> int:
         return len(self.orders)
 
+    def locations_csv(self) -> str:
+        """Where the warehouse keeps each product, as an operator's ``sku,location,upc`` file: an
+        aisle and bay per physical product, ``-`` (not picked) for the virtual ones."""
+        rows = ["sku,location,upc"]
+        for n, product in enumerate(self.factory.catalogue):
+            rows.append(f"{product.sku},Aisle {n // 20 + 1} Bay {n % 20 + 1},{5012345000000 + product.product_id}")
+        rows.extend(f"{product.sku},-," for product in self.factory.virtual_catalogue)
+        return "\n".join(rows) + "\n"
+
     def truth(self, view: str = "onesaas") -> list[dict[str, Any]]:
         """What a synced database should hold, per order by entity_id, for a client of the API
         ``view`` (``model.Order.truth`` for OneSaas, ``rest_render.rest_truth`` for REST,

@@ -1,0 +1,187 @@
+"""The measurements: backfill, floor and incremental runs per database and source; memory growth;
+parallel against sequential requests under latency. Each returns plain dataclasses for the JSON."""
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synclet.bench.child import SEQUENTIAL, SyncRun, run_sync
+from synclet.bench.databases import DatabaseMaker, last_run, row_counts
+from synclet.bench.floor import BATCH, insert_seconds, read_rows
+from synclet.sandbox.server import Sandbox
+
+SEED = 1
+#: Sandbox.env arguments that configure exactly one source.
+SOURCE_APIS: dict[str, dict[str, bool]] = {
+    "magento": {"onesaas": True},
+    "magento-rest": {"onesaas": False, "rest": True},
+    "valerdat": {"onesaas": False, "valerdat": True},
+}
+_TRUTH_VIEWS = {"magento": "onesaas", "magento-rest": "rest", "valerdat": "valerdat"}
+CHANGED_SHARE = 0.01
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Throughput:
+    orders: int
+    rows: int
+    seconds: float
+    orders_per_s: float
+    rows_per_s: float
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int], seconds: float) -> Throughput:
+        orders, rows = counts["orders"], sum(counts.values())
+        return cls(orders, rows, round(seconds, 3), round(orders / seconds, 1), round(rows / seconds, 1))
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Wall seconds of repeated runs and their median; ``updated`` is what each run rewrote."""
+
+    seconds: list[float]
+    median_s: float
+    updated: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, runs: list[SyncRun], updated: list[int] | None = None) -> Runs:
+        seconds = [round(run.seconds, 3) for run in runs]
+        return cls(seconds, round(statistics.median(seconds), 3), updated or [])
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """One source on one database: a backfill, its floor, and incremental runs after it."""
+
+    database: str
+    source: str
+    expected_orders: int
+    backfill: Throughput
+    peak_rss_mib: float
+    floor: Throughput  # median of the floor runs
+    floor_runs_s: list[float]
+    backfill_over_floor: float
+    no_change: Runs
+    changed_orders: int
+    changed: Runs
+
+
+@dataclass(frozen=True)
+class MemoryPoint:
+    orders: int
+    stored_orders: int
+    seconds: float
+    peak_rss_mib: float
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    database: str
+    source: str
+    small: MemoryPoint
+    big: MemoryPoint
+    big_over_small: float
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    database: str
+    source: str
+    latency_ms: int
+    orders: int
+    stored_orders: int
+    parallel_s: float
+    sequential_s: float
+    sequential_over_parallel: float
+
+
+class Bench:
+    """Runs synclet against sandboxes: ``workdir`` is the children's working directory."""
+
+    def __init__(self, workdir: Path, runs: int, progress: Progress) -> None:
+        self.workdir = workdir
+        self.runs = runs
+        self.progress = progress
+
+    def sync(self, sandbox: Sandbox, source: str, url: str, extra: Mapping[str, str] | None = None) -> SyncRun:
+        settings = sandbox.env(**SOURCE_APIS[source]) | {"DATABASE_URL": url} | dict(extra or {})
+        return run_sync(source, settings, self.workdir)
+
+    def source_on(self, sandbox: Sandbox, maker: DatabaseMaker, source: str, expected: int) -> SourceResult:
+        """Backfill ``source`` into a fresh database, measure the floor for the rows it stored, then
+        time no-change runs and runs after 1 % of the orders changed (``runs`` of each)."""
+        label = f"{maker.kind} {source}"
+        with maker.fresh() as url:
+            first = self.sync(sandbox, source, url)
+            counts = row_counts(url)
+            backfill = Throughput.of(counts, first.seconds)
+            self.progress(f"{label}: backfill {backfill.orders:,} orders, {backfill.rows:,} rows in "
+                          f"{backfill.seconds:.1f} s ({backfill.orders_per_s:,.0f} orders/s), peak RSS {_mib(first):.0f} MiB")
+            floor_runs = self._floor(maker, url)
+            floor = Throughput.of(counts, statistics.median(floor_runs))
+            self.progress(f"{label}: floor {floor.orders_per_s:,.0f} orders/s (median of {len(floor_runs)})")
+            no_change = Runs.of([self.sync(sandbox, source, url) for _ in range(self.runs)])
+            self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s (median of {self.runs})")
+            changed_orders = max(1, round(len(sandbox.store.orders) * CHANGED_SHARE))
+            changed_runs, updated = [], []
+            for _ in range(self.runs):
+                sandbox.update(count=changed_orders)
+                changed_runs.append(self.sync(sandbox, source, url))
+                updated.append(last_run(url)["updated"])
+            changed = Runs.of(changed_runs, updated)
+            self.progress(f"{label}: {changed_orders:,} changed, incremental {changed.median_s:.2f} s (median of {self.runs})")
+        return SourceResult(maker.kind, source, expected, backfill, _mib(first), floor, floor_runs,
+                            round(backfill.orders_per_s / floor.orders_per_s, 3), no_change, changed_orders, changed)
+
+    def _floor(self, maker: DatabaseMaker, stored_url: str) -> list[float]:
+        rows = read_rows(stored_url)
+        runs = []
+        for _ in range(self.runs):
+            with maker.fresh() as url:
+                runs.append(round(insert_seconds(url, rows, BATCH), 3))
+        return runs
+
+    def memory(self, maker: DatabaseMaker, source: str, small: int, big: int) -> MemoryResult:
+        """Peak RSS of a backfill of ``small`` and of ``big`` orders, each from its own sandbox."""
+        points = []
+        for orders in (small, big):
+            with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
+                run = self.sync(sandbox, source, url)
+                point = MemoryPoint(orders, row_counts(url)["orders"], round(run.seconds, 3), _mib(run))
+            self.progress(f"{maker.kind} {source}: backfill of {orders:,} orders, peak RSS {point.peak_rss_mib:.0f} MiB "
+                          f"in {point.seconds:.1f} s")
+            points.append(point)
+        return MemoryResult(maker.kind, source, points[0], points[1],
+                            round(points[1].peak_rss_mib / points[0].peak_rss_mib, 3))
+
+    def latency(self, maker: DatabaseMaker, sources: list[str], orders: int, latency_ms: int) -> list[LatencyResult]:
+        """Backfill time with every API request delayed, with the default parallel settings and
+        one request at a time."""
+        results = []
+        with Sandbox(orders, SEED) as sandbox:
+            sandbox.arm_fault(kind="delay", delay_ms=latency_ms, times=None)
+            for source in sources:
+                with maker.fresh() as url:
+                    parallel = self.sync(sandbox, source, url)
+                    stored = row_counts(url)["orders"]
+                with maker.fresh() as url:
+                    sequential = self.sync(sandbox, source, url, SEQUENTIAL)
+                result = LatencyResult(maker.kind, source, latency_ms, orders, stored, round(parallel.seconds, 3),
+                                       round(sequential.seconds, 3), round(sequential.seconds / parallel.seconds, 3))
+                self.progress(f"{maker.kind} {source} at {latency_ms} ms: parallel {result.parallel_s:.1f} s, "
+                              f"one request at a time {result.sequential_s:.1f} s ({result.sequential_over_parallel:.2f}x)")
+                results.append(result)
+        return results
+
+
+def expected_orders(sandbox: Sandbox, source: str) -> int:
+    """How many orders a correct sync of ``source`` stores: those with an identity (OneSaas sends
+    none for an order without addresses), minus what the API cannot serve."""
+    return sum(1 for order in sandbox.truth(_TRUTH_VIEWS[source]) if order.get("has_identity", True))
+
+
+def _mib(run: SyncRun) -> float:
+    return round(run.peak_rss_kib / 1024, 1)

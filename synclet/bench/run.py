@@ -1,0 +1,69 @@
+"""What one bench run does, in order, and the options that size it."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synclet.bench.databases import DEFAULT_MARIADB_SERVER, DatabaseMaker
+from synclet.bench.measure import SEED, Bench, Progress, expected_orders
+from synclet.bench.report import machine, targets
+from synclet.config import SOURCE_NAMES
+from synclet.sandbox.server import Sandbox
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Sizes and scope. The first of ``sources`` is the headline source (memory growth); the first
+    of ``databases`` is where memory and latency are measured."""
+
+    orders: int = 20_000
+    big_orders: int = 100_000
+    latency_ms: int = 50
+    latency_orders: int = 2_000
+    runs: int = 3
+    databases: tuple[str, ...] = ("sqlite", "mariadb")
+    sources: tuple[str, ...] = SOURCE_NAMES
+    mariadb_url: str = DEFAULT_MARIADB_SERVER
+
+    @property
+    def small_orders(self) -> int:
+        return max(1, self.big_orders // 10)
+
+
+#: ``--quick``: sizes for a smoke run of every measurement in seconds, not a figure to quote.
+QUICK = {"orders": 300, "big_orders": 1_000, "latency_ms": 20, "latency_orders": 60, "runs": 1}
+
+
+def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Every measurement of ``options``; the JSON-ready result, targets included."""
+    started = time.monotonic()
+    say = progress or _stderr_progress(started)
+    with tempfile.TemporaryDirectory(prefix="synclet-bench-") as scratch:
+        makers = [DatabaseMaker(kind, Path(scratch), options.mariadb_url) for kind in options.databases]
+        result: dict[str, Any] = {"machine": machine(makers), "options": dataclasses.asdict(options)}
+        bench = Bench(Path(scratch), options.runs, say)
+        say(f"sandbox with {options.orders:,} orders")
+        with Sandbox(options.orders, SEED) as sandbox:
+            expected = {source: expected_orders(sandbox, source) for source in options.sources}
+            result["sources"] = [dataclasses.asdict(bench.source_on(sandbox, maker, source, expected[source]))
+                                 for maker in makers for source in options.sources]
+        primary, headline = makers[0], options.sources[0]
+        memory = bench.memory(primary, headline, options.small_orders, options.big_orders)
+        result["memory"] = dataclasses.asdict(memory)
+        latency = bench.latency(primary, list(options.sources), options.latency_orders, options.latency_ms)
+        result["latency"] = [dataclasses.asdict(entry) for entry in latency]
+    result["seconds"] = round(time.monotonic() - started, 1)
+    result["targets"] = [dataclasses.asdict(target) for target in targets(result)]
+    return result
+
+
+def _stderr_progress(started: float) -> Progress:
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    return say

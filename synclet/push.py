@@ -189,6 +189,14 @@ class _Pusher:
             self._create(candidate, number, body, digest, "created")
 
     def _create(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str, outcome: str) -> None:
+        with self.conn.begin():
+            owner = pushes.number_owner(self.conn, number, candidate.order_id)
+        if owner is not None:  # never let two stored orders take turns replacing each other
+            reason = (f"order number {number} is already in Big Block for {owner}: if both sources are one shop, push "
+                      "only one of them (--source); otherwise set BIGBLOCK_ORDER_PREFIXES")
+            self._note(candidate, "held", f"{number}: {reason}")
+            self._save(candidate, order_number=number, state="held", message=reason)
+            return
         items = len(body["shipments"][0]["items"])
         if self.dry_run:
             self._note(candidate, outcome, f"{number} ({items} item{'s' if items != 1 else ''})")

@@ -98,6 +98,18 @@ def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:
     return found
 
 
+def number_owner(conn: Connection, number: str, order_id: int) -> str | None:
+    """The other stored order (``source external_id``) that Big Block may hold under ``number``."""
+    row = conn.execute(
+        select(PUSHES.c.source, ORDERS.c.external_id)
+        .select_from(PUSHES.join(ORDERS, ORDERS.c.id == PUSHES.c.order_id))
+        .where(PUSHES.c.order_number == number, PUSHES.c.order_id != order_id,
+               PUSHES.c.state.in_(("sending", "pushed", "blocked")))
+        .limit(1)
+    ).first()
+    return f"{row[0]} order {row[1]}" if row else None
+
+
 def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
     """Write the order's push record: ``values`` over what it held before."""
     before = candidate.record

@@ -360,3 +360,17 @@ def test_push_without_a_locations_file_says_so_at_once(database_url: str, shop: 
     assert "✗ bigblock: BIGBLOCK_LOCATIONS_CSV: not set" in run_cli("test", env=env).output
     allowed = run_cli("push", "bigblock", "--dry-run", env={**env, "BIGBLOCK_ALLOW_MISSING_LOCATION": "true"})
     assert allowed.exit_code == 0, allowed.output
+
+
+def test_two_sources_with_the_same_numbers_never_take_turns_in_big_block(database_url: str, shop: Sandbox,
+                                                                         tmp_path: Path) -> None:
+    env = {**push_env(shop, database_url, tmp_path), **shop.env(rest=True, bigblock=True)}  # one shop, read twice
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 1
+    assert f"{len(expected(shop))} held back" in pushed.output  # every REST order whose number OneSaas took
+    assert "is already in Big Block for magento order" in pushed.output
+    assert set(expected(shop)) <= set(held(shop))
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 1 and sent(shop, "DELETE") == [] and len(sent(shop, "POST")) == len(held(shop))
+    only_one = run_cli("push", "bigblock", "--source", "magento", env=env)
+    assert only_one.exit_code == 0, only_one.output

@@ -36,7 +36,7 @@ class BenchOptions:
 
 
 #: ``--quick``: sizes for a smoke run of every measurement in seconds, not a figure to quote.
-QUICK = {"orders": 300, "big_orders": 1_000, "latency_ms": 20, "latency_orders": 60, "runs": 1}
+QUICK = {"orders": 100, "big_orders": 1_000, "latency_ms": 20, "latency_orders": 10, "runs": 1}
 
 
 def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import db
@@ -71,23 +71,23 @@ class DatabaseMaker:
             engine.dispose()
 
 
+@contextmanager
+def _reading(url: str) -> Iterator[Connection]:
+    engine = db.connect(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
 def row_counts(url: str) -> dict[str, int]:
-    """Rows per order table, e.g. ``{"orders": 19455, "order_items": 58012, ...}``."""
-    engine = db.connect(url)
-    try:
-        with engine.connect() as conn:
-            return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one() for table in ORDER_TABLES}
-    finally:
-        engine.dispose()
+    """Rows per order table, e.g. ``{"orders": 19455, "order_items": 44166, ...}``."""
+    with _reading(url) as conn:
+        return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one() for table in ORDER_TABLES}
 
 
-def last_run(url: str) -> dict[str, int]:
-    """What the newest sync_history row says its run did: added, updated and unchanged orders."""
-    columns = (HISTORY.c.orders_added, HISTORY.c.orders_updated, HISTORY.c.orders_unchanged)
-    engine = db.connect(url)
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(select(*columns).order_by(HISTORY.c.id.desc()).limit(1)).one()
-    finally:
-        engine.dispose()
-    return {"added": row[0], "updated": row[1], "unchanged": row[2]}
+def orders_updated(url: str) -> int:
+    """How many stored orders the newest run rewrote, as its sync_history row says."""
+    with _reading(url) as conn:
+        return conn.execute(select(HISTORY.c.orders_updated).order_by(HISTORY.c.id.desc()).limit(1)).scalar_one()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synclet.bench.child import SEQUENTIAL, SyncRun, run_sync
-from synclet.bench.databases import DatabaseMaker, last_run, row_counts
+from synclet.bench.databases import DatabaseMaker, orders_updated, row_counts
 from synclet.bench.floor import BATCH, insert_seconds, read_rows
 from synclet.sandbox.server import Sandbox
 
@@ -126,15 +126,19 @@ class Bench:
             no_change = Runs.of([self.sync(sandbox, source, url) for _ in range(self.runs)])
             self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s (median of {self.runs})")
             changed_orders = max(1, round(len(sandbox.store.orders) * CHANGED_SHARE))
-            changed_runs, updated = [], []
-            for _ in range(self.runs):
-                sandbox.update(count=changed_orders)
-                changed_runs.append(self.sync(sandbox, source, url))
-                updated.append(last_run(url)["updated"])
-            changed = Runs.of(changed_runs, updated)
+            changed = self._changed(sandbox, source, url, changed_orders)
             self.progress(f"{label}: {changed_orders:,} changed, incremental {changed.median_s:.2f} s (median of {self.runs})")
         return SourceResult(maker.kind, source, expected, backfill, _mib(first), floor, floor_runs,
                             round(backfill.orders_per_s / floor.orders_per_s, 3), no_change, changed_orders, changed)
+
+    def _changed(self, sandbox: Sandbox, source: str, url: str, count: int) -> Runs:
+        """Runs that each follow ``count`` fresh changes at the source."""
+        runs, updated = [], []
+        for _ in range(self.runs):
+            sandbox.update(count=count)
+            runs.append(self.sync(sandbox, source, url))
+            updated.append(orders_updated(url))
+        return Runs.of(runs, updated)
 
     def _floor(self, maker: DatabaseMaker, stored_url: str) -> list[float]:
         rows = read_rows(stored_url)

@@ -96,7 +96,8 @@ def render(result: dict[str, Any]) -> str:
     runs = options["runs"]
     parts = [
         f"synclet bench, {m['date']}, commit {m['commit']}: {m['platform']}, {m['cpus']} CPU ({m['cpu_model']}), "
-        f"Python {m['python']}, load average at start {m['load_average_at_start'][0]}",
+        f"Python {m['python']}; load average {m['load_average_at_start'][0]} at start, "
+        f"{m['load_average_at_end'][0]} at end; {result['seconds']:.0f} s in all",
         f"\nBackfill of {options['orders']:,} generated orders (one run; wall time includes process start) and the "
         f"floor (executemany, median of {runs}):",
         table(("database", "source", "orders", "rows", "seconds", "orders/s", "rows/s", "peak RSS MiB",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -57,6 +58,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
         result["memory"] = dataclasses.asdict(memory)
         latency = bench.latency(primary, list(options.sources), options.latency_orders, options.latency_ms)
         result["latency"] = [dataclasses.asdict(entry) for entry in latency]
+    result["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     result["seconds"] = round(time.monotonic() - started, 1)
     result["targets"] = [dataclasses.asdict(target) for target in targets(result)]
     return result

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,6 +15,24 @@ ENTRY_POINT = Path(__file__).resolve().parents[2] / "synclet.py"
 #: What "one request at a time" means: no fetch-ahead, one REST page and one Valerdat detail at once.
 SEQUENTIAL = {"FETCH_AHEAD_PAGES": "0", "MAGENTO_REST_CONCURRENCY": "1", "VALERDAT_CONCURRENCY": "1"}
 _SETTING_NAMES = {f.name.upper() for f in fields(Settings)}
+#: Runs the command after the report path in a child of its own, waits for it with wait4, and
+#: writes "wall-seconds peak-RSS-KiB exit-code" to the report. A child forked by the bench itself
+#: would report the bench's peak RSS (Linux keeps the high-water mark across fork and exec), and the
+#: bench holds the sandbox; this launcher holds a few MiB.
+_LAUNCHER = """
+import os, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(command[0], command)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as out:
+    out.write(f"{time.monotonic() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
 
 
 class BenchError(RuntimeError):
@@ -40,16 +57,15 @@ def run_sync(source: str, settings: Mapping[str, str], workdir: Path) -> SyncRun
     """Sync ``source`` once in a child started in ``workdir`` (where no ``.env`` is read); a run
     that does not exit 0 stops the bench, since its figures would mean nothing."""
     command = [sys.executable, str(ENTRY_POINT), "sync", "--source", source]
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        started = time.monotonic()
-        child = subprocess.Popen(command, cwd=workdir, env=child_environment(settings), stdout=stdout, stderr=stderr)
-        # wait4 rather than Popen.wait: it returns this child's own rusage, hence its peak RSS.
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.monotonic() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        stderr.seek(0)
-        output, errors = stdout.read(), stderr.read()
-    if child.returncode != 0:
-        raise BenchError(f"sync --source {source} exited {child.returncode}: {(errors or output).strip()[-2000:]}")
-    return SyncRun(seconds, usage.ru_maxrss, output.strip())
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
+        report, stdout, stderr = (Path(folder) / name for name in ("report", "stdout", "stderr"))
+        with stdout.open("w") as out, stderr.open("w") as err:
+            subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(report), *command], cwd=workdir,
+                           env=child_environment(settings), stdout=out, stderr=err, check=False)
+        output, errors = stdout.read_text(), stderr.read_text()
+        if not report.exists():
+            raise BenchError(f"the launcher of sync --source {source} failed: {errors.strip()[-2000:]}")
+        seconds, peak_rss_kib, exit_code = report.read_text().split()
+    if exit_code != "0":
+        raise BenchError(f"sync --source {source} exited {exit_code}: {(errors or output).strip()[-2000:]}")
+    return SyncRun(float(seconds), int(peak_rss_kib), output.strip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from synclet.bench.child import SEQUENTIAL, SyncRun, run_sync
@@ -21,6 +22,7 @@ SOURCE_APIS: dict[str, dict[str, bool]] = {
 }
 _TRUTH_VIEWS = {"magento": "onesaas", "magento-rest": "rest", "valerdat": "valerdat"}
 CHANGED_SHARE = 0.01
+CHANGE_INTERVAL = timedelta(hours=1)
 Progress = Callable[[str], None]
 
 
@@ -110,11 +112,13 @@ class Bench:
         settings = sandbox.env(**SOURCE_APIS[source]) | {"DATABASE_URL": url} | dict(extra or {})
         return run_sync(source, settings, self.workdir)
 
-    def source_on(self, sandbox: Sandbox, maker: DatabaseMaker, source: str, expected: int) -> SourceResult:
-        """Backfill ``source`` into a fresh database, measure the floor for the rows it stored, then
-        time no-change runs and runs after 1 % of the orders changed (``runs`` of each)."""
+    def source_on(self, orders: int, maker: DatabaseMaker, source: str) -> SourceResult:
+        """Backfill ``source`` from a sandbox of its own into a fresh database, measure the floor
+        for the rows it stored, then time no-change runs and runs after 1 % of the orders changed
+        (``runs`` of each)."""
         label = f"{maker.kind} {source}"
-        with maker.fresh() as url:
+        with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
+            expected = expected_orders(sandbox, source)
             first = self.sync(sandbox, source, url)
             counts = row_counts(url)
             backfill = Throughput.of(counts, first.seconds)
@@ -125,17 +129,18 @@ class Bench:
             self.progress(f"{label}: floor {floor.orders_per_s:,.0f} orders/s (median of {len(floor_runs)})")
             no_change = Runs.of([self.sync(sandbox, source, url) for _ in range(self.runs)])
             self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s (median of {self.runs})")
-            changed_orders = max(1, round(len(sandbox.store.orders) * CHANGED_SHARE))
+            changed_orders = max(1, round(orders * CHANGED_SHARE))
             changed = self._changed(sandbox, source, url, changed_orders)
             self.progress(f"{label}: {changed_orders:,} changed, incremental {changed.median_s:.2f} s (median of {self.runs})")
         return SourceResult(maker.kind, source, expected, backfill, _mib(first), floor, floor_runs,
                             round(backfill.orders_per_s / floor.orders_per_s, 3), no_change, changed_orders, changed)
 
     def _changed(self, sandbox: Sandbox, source: str, url: str, count: int) -> Runs:
-        """Runs that each follow ``count`` fresh changes at the source."""
+        """Runs that each follow ``count`` fresh changes at the source, made an hour after the
+        previous ones as an hourly cron run meets them (the overlap re-reads only the last batch)."""
         runs, updated = [], []
         for _ in range(self.runs):
-            sandbox.update(count=count)
+            sandbox.update(count=count, updated_at=sandbox.store.clock + CHANGE_INTERVAL)
             runs.append(self.sync(sandbox, source, url))
             updated.append(orders_updated(url))
         return Runs.of(runs, updated)

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from synclet.bench.databases import DEFAULT_MARIADB_SERVER, DatabaseMaker
-from synclet.bench.measure import SEED, Bench, Progress, expected_orders
+from synclet.bench.measure import Bench, Progress
 from synclet.bench.report import machine, targets
 from synclet.config import SOURCE_NAMES
-from synclet.sandbox.server import Sandbox
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,8 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
         makers = [DatabaseMaker(kind, Path(scratch), options.mariadb_url) for kind in options.databases]
         result: dict[str, Any] = {"machine": machine(makers), "options": dataclasses.asdict(options)}
         bench = Bench(Path(scratch), options.runs, say)
-        say(f"sandbox with {options.orders:,} orders")
-        with Sandbox(options.orders, SEED) as sandbox:
-            expected = {source: expected_orders(sandbox, source) for source in options.sources}
-            result["sources"] = [dataclasses.asdict(bench.source_on(sandbox, maker, source, expected[source]))
-                                 for maker in makers for source in options.sources]
+        result["sources"] = [dataclasses.asdict(bench.source_on(options.orders, maker, source))
+                             for maker in makers for source in options.sources]
         primary, headline = makers[0], options.sources[0]
         memory = bench.memory(primary, headline, options.small_orders, options.big_orders)
         result["memory"] = dataclasses.asdict(memory)

@@ -38,6 +38,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as a real shop behind nginx would
+    # Headers and body go out in two writes; with Nagle on, a small body waits for the client's
+    # delayed ACK (~40 ms on loopback), which would make the sandbox, not synclet, the bottleneck.
+    disable_nagle_algorithm = True
     server_version = "synclet-sandbox"
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -17,21 +17,22 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from synclet import __version__, db, pushes, report, store
+from synclet import __version__, db, report, store
 from synclet.config import Settings, load_settings, parse_datetime_setting
-from synclet.destinations.bigblock import BigBlock
 from synclet.errors import EXIT_FAILED, EXIT_OK, ConfigError, DatabaseError, LockHeld, SyncletError
 from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
-from synclet.push import PushOptions, load_locations, push_bigblock
 from synclet.sources import Source, build_source, registry
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
+
+if TYPE_CHECKING:  # the Big Block modules load only for commands that use them: a sync starts faster
+    from synclet.push import PushOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_WATCH_BACKOFF_SECONDS = 600.0
@@ -160,24 +161,14 @@ def _check_source(settings: Settings, name: str) -> str:
 
 
 def _check_bigblock(settings: Settings) -> str:
+    from synclet.push import bigblock_client, load_locations
+
     locations = load_locations(settings)
     with bigblock_client(settings) as bigblock:
         answer = bigblock.check()
     if locations.path is None:
         return f"{answer}; no locations file, orders go without locations"
     return f"{answer}; {len(locations.by_sku):,} SKUs located in {locations.path}"
-
-
-@contextlib.contextmanager
-def bigblock_client(settings: Settings, stop: threading.Event | None = None) -> Iterator[BigBlock]:
-    """The Big Block API client with an HTTP client of its own, closed afterwards."""
-    if not settings.bigblock_base_url or not settings.bigblock_api_key:
-        raise ConfigError("BIGBLOCK_BASE_URL: not set (set BIGBLOCK_BASE_URL and BIGBLOCK_API_KEY to push to Big Block)")
-    http = HttpClient.from_settings(settings, stop)
-    try:
-        yield BigBlock(settings.bigblock_base_url, settings.bigblock_api_key, http)
-    finally:
-        http.close()
 
 
 @main.command()
@@ -301,6 +292,8 @@ def push_after_sync(settings: Settings, sources: list[Source], results: list[Run
     push back: the orders that were stored are complete). Returns the push's exit code, or 0."""
     if not settings.bigblock_push_after_sync or options.dry_run or stop.is_set():
         return EXIT_OK
+    from synclet.push import PushOptions
+
     if len(results) != len(sources) or any(result.status != "success" for result in results):
         click.echo("bigblock: not pushed, as a sync did not finish", err=True)
         return EXIT_FAILED
@@ -312,6 +305,8 @@ def push_after_sync(settings: Settings, sources: list[Source], results: list[Run
 
 
 def run_push(settings: Settings, options: PushOptions, stop: threading.Event | None = None) -> int:
+    from synclet.push import bigblock_client, push_bigblock
+
     engine = db.connect(settings.database_url)
     try:
         with bigblock_client(settings, stop) as bigblock:
@@ -347,6 +342,8 @@ def push() -> None:
 @handles_errors
 def push_bigblock_command(obj: Context, dry_run: bool, since: datetime | None, sources: tuple[str, ...]) -> None:
     """Upload orders still to be picked to Big Block; replace changed ones, delete cancelled ones."""
+    from synclet.push import PushOptions
+
     settings = obj.settings
     unknown = [name for name in sources if name not in registry()]
     if unknown:
@@ -374,6 +371,8 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
             names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
         statuses = report.source_status(engine, names, utc_now())
     if settings.bigblock_configured() and state == "current" and not sources:
+        from synclet import pushes
+
         with engine.connect() as conn:
             destinations.append(pushes.summary(conn, settings.bigblock_statuses, settings.bigblock_cancelled_statuses))
     if as_json:

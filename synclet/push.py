@@ -9,12 +9,13 @@ killed at any point is finished by the next one without creating anything twice.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ from synclet.destinations.bigblock_orders import (
     same_content,
 )
 from synclet.errors import EXIT_FAILED, EXIT_OK, AuthError, ConfigError, DatabaseError, Interrupted, ProtocolError, RemoteError
+from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import loggable
 from synclet.pushes import Candidate, PushRecord
@@ -89,6 +91,18 @@ def load_locations(settings: Settings) -> Locations:
         raise ConfigError("BIGBLOCK_LOCATIONS_CSV: not set, so every order would be held back for want of a location "
                           "(set it, or BIGBLOCK_ALLOW_MISSING_LOCATION=true to push without locations)")
     return Locations.none()
+
+
+@contextlib.contextmanager
+def bigblock_client(settings: Settings, stop: threading.Event | None = None) -> Iterator[BigBlock]:
+    """The Big Block API client with an HTTP client of its own, closed afterwards."""
+    if not settings.bigblock_base_url or not settings.bigblock_api_key:
+        raise ConfigError("BIGBLOCK_BASE_URL: not set (set BIGBLOCK_BASE_URL and BIGBLOCK_API_KEY to push to Big Block)")
+    http = HttpClient.from_settings(settings, stop)
+    try:
+        yield BigBlock(settings.bigblock_base_url, settings.bigblock_api_key, http)
+    finally:
+        http.close()
 
 
 def push_bigblock(engine: Engine, bigblock: BigBlock, settings: Settings, options: PushOptions,

@@ -28,6 +28,7 @@ from synclet.errors import AuthError, Interrupted, ProtocolError, RemoteError
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(520, 530))
+POOL_CONNECTIONS = 10  # requests' default: connections kept per host
 MAX_RETRY_AFTER_SECONDS = 300.0
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \ud800-\udfff: half of a pair, or alone
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -73,6 +74,7 @@ class HttpClient:
         max_total_seconds: float = 600.0,
         session: requests.Session | None = None,
         stop: threading.Event | None = None,
+        connections: int = POOL_CONNECTIONS,
     ) -> None:
         self.timeout = timeout
         self.max_retries = max_retries
@@ -81,6 +83,10 @@ class HttpClient:
         self.max_total_seconds = max_total_seconds
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"synclet/{__version__}"
+        if session is None and connections > POOL_CONNECTIONS:
+            # Parallel requests beyond the default pool would each open (and drop) a connection.
+            for prefix in ("http://", "https://"):
+                self.session.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=connections))
         # A Retry-After holds back every request of the run, not only the one that got it: parallel
         # workers on one token share the server's limit.
         self._quiet_until = 0.0
@@ -89,8 +95,9 @@ class HttpClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, stop: threading.Event | None = None) -> HttpClient:
+        parallel = max(settings.valerdat_concurrency, settings.magento_rest_concurrency, settings.fetch_ahead_pages) + 1
         return cls(settings.http_timeout, settings.http_max_retries, mask=settings.mask,
-                   backoff_seconds=settings.http_backoff_seconds, stop=stop)
+                   backoff_seconds=settings.http_backoff_seconds, stop=stop, connections=parallel)
 
     def close(self) -> None:
         self.session.close()

@@ -3,7 +3,8 @@
 Each page is one transaction holding the order upserts, their children, the rejects and the run's
 progress (counts and cursor). A crash therefore loses at most the page in flight, and the cursor
 never claims more than the committed data. The cursor is the newest ``updated_at`` the source
-reported, never the local clock.
+reported, never the local clock. While a page is written, the next ones (``FETCH_AHEAD_PAGES``)
+are read by a thread of their own; they are still written one at a time, in the source's order.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -185,16 +187,17 @@ def _locked_run(
     try:
         _retry_rejects(conn, source, history_id, result, run_log)
         window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name))
-        for page in map(screen, source.pages(window)):
-            _commit_page(conn, source.name, page, history_id, result, run_log)
-            if progress is not None:
-                progress.page(source.name, page, result.counts)
-            if stop.is_set():
-                result.status = "stopped"
-                result.error = f"stopped on request after page {page.number}; the next run reads the rest"
-                break
-        else:
-            result.status = "success"
+        with read_ahead(source.pages(window), settings.fetch_ahead_pages) as pages:
+            for page in pages:
+                _commit_page(conn, source.name, page, history_id, result, run_log)
+                if progress is not None:
+                    progress.page(source.name, page, result.counts)
+                if stop.is_set():
+                    result.status = "stopped"
+                    result.error = f"stopped on request after page {page.number}; the next run reads the rest"
+                    break
+            else:
+                result.status = "success"
     except BaseException as error:  # recorded, then re-raised when it is not ours to handle
         result.status = "failed"
         result.error = settings.mask(_one_line(error))
@@ -242,6 +245,99 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
     run_log.announce()
     log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
     _log_orders(source.name, outcome)
+
+
+@contextlib.contextmanager
+def read_ahead(pages: Iterator[Page], ahead: int) -> Iterator[Iterator[Page]]:
+    """The screened pages of ``pages``, read up to ``ahead`` pages ahead of the caller by a thread of
+    their own (0: read each when the caller asks for it, in the caller's thread). Leaving the block
+    stops the reading after the request in flight and waits for it, so no request outlives the run;
+    on an abort (a second Ctrl-C) it does not wait."""
+    if ahead <= 0:
+        yield map(screen, pages)
+        return
+    reader = _PageReader(pages, ahead)
+    try:
+        yield iter(reader)
+    except Exception:
+        reader.close()
+        raise
+    except BaseException:
+        reader.close(wait=False)
+        raise
+    reader.close()
+
+
+class _PageReader:
+    """Reads ``pages`` in a daemon thread into a buffer of at most ``ahead`` pages.
+
+    Pages come out in the source's order. A failure of the source comes out after the pages read
+    before it, so the caller commits those first, exactly as without the thread. ``close`` ends
+    the thread between two pages (a page being read is finished first) and closes the source's
+    iterator in that thread, which lets the source end its own workers."""
+
+    def __init__(self, pages: Iterator[Page], ahead: int) -> None:
+        self._pages = pages
+        self._ahead = ahead
+        self._ready: deque[Page] = deque()
+        self._error: BaseException | None = None
+        self._finished = False
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="synclet-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while self._room():
+                page = next(self._pages, None)
+                if page is None:
+                    return
+                page = screen(page)
+                with self._changed:
+                    self._ready.append(page)
+                    self._changed.notify_all()
+        except BaseException as error:  # handed to the writer, which raises it in its own thread
+            self._error = error
+        finally:
+            try:
+                close = getattr(self._pages, "close", None)
+                if close is not None:
+                    close()
+            except Exception:  # noqa: BLE001 - the pages read are what matters; log and go on
+                log.debug("closing the pages of a source failed", exc_info=True)
+            with self._changed:
+                self._finished = True
+                self._changed.notify_all()
+
+    def _room(self) -> bool:
+        """Wait until the buffer has room for one more page; False once the reader is closed."""
+        with self._changed:
+            while len(self._ready) >= self._ahead and not self._closed:
+                self._changed.wait()
+            return not self._closed
+
+    def __iter__(self) -> Iterator[Page]:
+        while True:
+            with self._changed:
+                while not self._ready and not self._finished:
+                    self._changed.wait()
+                if self._ready:
+                    page = self._ready.popleft()
+                    self._changed.notify_all()
+                elif self._error is not None:
+                    raise self._error
+                else:
+                    return
+            yield page
+
+    def close(self, wait: bool = True) -> None:
+        with self._changed:
+            self._closed = True
+            self._ready.clear()
+            self._changed.notify_all()
+        if wait:
+            self._thread.join()
 
 
 def screen(page: Page) -> Page:
@@ -378,19 +474,26 @@ def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOp
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
-        for page in map(screen, source.pages(run_plan.window)):
-            ids = [o.external_id for o in page.orders]
-            stored = store.stored_hashes(stored_conn, source.name, ids) if stored_conn is not None else {}
-            outcome = store.classify(page.orders, stored)
-            for order in outcome.added:
-                report(f"[dry-run] would add: {source.name} {order.order_number or order.external_id}")
-            for order in outcome.updated:
-                report(f"[dry-run] would replace: {source.name} {order.order_number or order.external_id}")
-            for rejected in page.rejected:
-                report(f"[dry-run] would reject: {source.name} {rejected.order_number or rejected.external_id}: {rejected.error}")
-            result.counts = _advance(result.counts, page, outcome)
+        with read_ahead(source.pages(run_plan.window), settings.fetch_ahead_pages) as pages:
+            for page in pages:
+                _report_dry_page(stored_conn, source, page, result, report)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _report_dry_page(stored_conn: Connection | None, source: Source, page: Page, result: RunResult,
+                     report: Callable[[str], None]) -> None:
+    """What a real run would do with ``page``, as report lines; the counts move as they would."""
+    ids = [o.external_id for o in page.orders]
+    stored = store.stored_hashes(stored_conn, source.name, ids) if stored_conn is not None else {}
+    outcome = store.classify(page.orders, stored)
+    for order in outcome.added:
+        report(f"[dry-run] would add: {source.name} {order.order_number or order.external_id}")
+    for order in outcome.updated:
+        report(f"[dry-run] would replace: {source.name} {order.order_number or order.external_id}")
+    for rejected in page.rejected:
+        report(f"[dry-run] would reject: {source.name} {rejected.order_number or rejected.external_id}: {rejected.error}")
+    result.counts = _advance(result.counts, page, outcome)
 
 
 def _database_exists(engine: Engine) -> bool:

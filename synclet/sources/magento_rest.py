@@ -7,6 +7,14 @@ second than a page holds are swept by ``entity_id``. A list that fails because o
 was deleted ("Requested product doesn't exist") is narrowed until that order fails alone; it is then
 fetched by id or rejected, and the walk goes on after it.
 
+A long walk (a backfill) is read faster with up to ``MAGENTO_REST_CONCURRENCY`` pages in flight,
+by offset, over a snapshot that no order can enter: orders updated up to one second before the
+newest one the store holds. An order updated during the run leaves that range (its new time is
+later), so the range only ever shrinks, and ``total_count`` tells when it did: each page must
+report the count the range had before any page was asked for. A page that does not is dropped and
+the walk goes on from the last page that did; the keyset walk reads the rest (the last second, and
+the orders changed meanwhile). Pages come out in order, each with its memos.
+
 An order's credit memos ride in its payload under ``synclet_creditmemos`` (by entity_id), so its
 ``raw_json`` and hash change when a memo does, and ``parse`` maps that stored payload again.
 """
@@ -16,8 +24,9 @@ import dataclasses
 import itertools
 import logging
 import re
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,6 +51,9 @@ PRODUCT_MISSING = "Requested product doesn't exist"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPOCH = datetime(1970, 1, 1)
 ZERO = Decimal("0")
+#: A walk with fewer orders than this is read one page at a time: parallel pages cost three extra
+#: requests (the newest order, the snapshot's count) and pay off only over a long walk.
+PARALLEL_MIN_ORDERS = 1000
 _PAGE_SIZE_CAP = re.compile(r"Maximum SearchCriteria pageSize is (\d+)?")
 _ADDRESS_KEYS = {
     "first_name": "firstname", "last_name": "lastname", "company": "company", "phone": "telephone",
@@ -67,18 +79,20 @@ class MagentoRestSource:
     name: ClassVar[str] = SOURCE
     ordered_by_update: ClassVar[bool] = True
 
-    def __init__(self, http: HttpClient, base_url: str, token: str, page_size: int = 100) -> None:
+    def __init__(self, http: HttpClient, base_url: str, token: str, page_size: int = 100, concurrency: int = 1) -> None:
         self.http = http
         self.url = f"{rest_root(base_url)}/V1/"
         self.headers = {"Authorization": f"Bearer {token}"}
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.page_size_capped = False
+        self.concurrency = max(1, concurrency)
 
     @classmethod
     def from_settings(cls, settings: Settings, http: HttpClient) -> MagentoRestSource:
         if not settings.magento_rest_url or not settings.magento_token:
             raise ConfigError("MAGENTO_REST_URL, MAGENTO_TOKEN: both are required for source magento-rest")
-        return cls(http, settings.magento_rest_url, settings.magento_token, settings.magento_rest_page_size)
+        return cls(http, settings.magento_rest_url, settings.magento_token, settings.magento_rest_page_size,
+                   settings.magento_rest_concurrency)
 
     def check(self) -> str:
         """The smallest orders list: proves the URL, the token and its right to read orders. An
@@ -104,8 +118,8 @@ class MagentoRestSource:
         start = window.updated_after or window.created_after
         if window.updated_after is not None:
             yield from self._credited(start, created, read, numbers)
-        for batch in self._walk("orders", created, _Keyset(UPDATED, _seconds(start))):
-            yield self._page(next(numbers), batch, read)
+        for batch, memos in self._by_update(created, _Keyset(UPDATED, _seconds(start))):
+            yield self._page(next(numbers), batch, read, memos=memos)
         yield from self._credited(start, created, read, numbers)
 
     def parse(self, payload: Mapping[str, Any]) -> Order:
@@ -124,10 +138,12 @@ class MagentoRestSource:
                 for batch in self._walk("orders", created + by_id, _Keyset(ENTITY, 1)):
                     yield self._page(next(numbers), batch, read, advances_cursor=False)
 
-    def _page(self, number: int, batch: list[Any], read: dict[int, int | None], advances_cursor: bool = True) -> Page:
-        """The batch's orders with their memos; the memos' versions go into ``read``."""
+    def _page(self, number: int, batch: list[Any], read: dict[int, int | None], advances_cursor: bool = True,
+              memos: list[dict[str, Any]] | None = None) -> Page:
+        """The batch's orders with their memos (fetched here unless given); the memos' versions go into ``read``."""
         orders = [entry for entry in batch if not isinstance(entry, Rejected)]
-        memos = self._credit_memos([_whole(order, "entity_id") for order in orders]) if orders else []
+        if memos is None:
+            memos = self._credit_memos([_whole(order, "entity_id") for order in orders]) if orders else []
         read.update(_memo_version(memo) for memo in memos)
         page = parse_page(number, orders, memos, self.name)
         page.rejected += [entry for entry in batch if isinstance(entry, Rejected)]
@@ -138,6 +154,104 @@ class MagentoRestSource:
         """Every credit memo of these orders, however many pages they fill."""
         by_order = [("order_id", "in", ",".join(map(str, order_ids)))]
         return [memo for batch in self._walk("creditmemos", by_order, _Keyset(ENTITY, 1)) for memo in batch]
+
+    def _by_update(self, filters: list[Filter], keyset: _Keyset) -> Iterator[tuple[list[Any], list[dict[str, Any]] | None]]:
+        """The orders walk by update time, as (batch, its memos or None): parallel pages where the
+        walk is long, then the keyset walk from wherever they stopped."""
+        if self.concurrency > 1:
+            finished = yield from self._parallel(filters, keyset)
+            if finished:
+                return
+        for batch in self._walk("orders", filters, keyset):
+            yield batch, None
+
+    def _parallel(self, filters: list[Filter], keyset: _Keyset) -> Iterator[tuple[list[Any], list[dict[str, Any]] | None]]:
+        """The keyset walk's first page; when its ``total_count`` promises a long walk, snapshots of
+        parallel pages. Returns True when the walk is complete, False when the keyset walk goes on
+        from the keyset (having read nothing twice: every page moved the keyset)."""
+        by_update = [UPDATED.field, "entity_id"]
+        try:
+            items, total, size = self._first_page("orders", keyset.filters() + filters, by_update)
+        except _ProductMissing:
+            return False  # the keyset walk narrows around it
+        fresh = keyset.take(items)
+        if not fresh:
+            return False
+        yield fresh, None
+        if len(items) < size or (total is not None and total <= size):
+            return True
+        if total is None or total < PARALLEL_MIN_ORDERS:
+            return False
+        newest = self._newest_second("orders", keyset.filters() + filters)
+        if newest is None:
+            return False
+        bound = newest - 1  # every later update lands after it: the range can only lose orders
+        while keyset.position <= bound:
+            outcome = yield from self._snapshot(filters, keyset, bound, by_update)
+            if outcome != _CHANGED:
+                break
+        return False
+
+    def _snapshot(self, filters: list[Filter], keyset: _Keyset, bound: int,
+                  sort: list[str]) -> Iterator[tuple[list[Any], list[dict[str, Any]] | None]]:
+        """Every page of the orders from the keyset's position to ``bound``, up to ``concurrency`` in
+        flight, each with its memos, in order. Returns ``_DONE`` when all were read, ``_CHANGED`` when
+        the range lost (or gained) an order after some were read, ``_STOPPED`` when the keyset walk
+        must go on from here."""
+        size = self.page_size
+        ranged = keyset.filters() + filters + [(UPDATED.field, "lteq", UPDATED.text(bound))]
+        try:
+            total = self._search("orders", ranged, sort, 1)[1]  # the count every page must report
+        except _ProductMissing:
+            return _STOPPED
+        if total is None or total <= size:
+            return _STOPPED  # one page: the keyset walk reads it as fast
+        last = -(-total // size)
+        read_some = False
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="magento-rest") as pool:
+            numbers = iter(range(1, last + 1))
+            flying: deque[tuple[int, Future[_OffsetPage | None]]] = deque()
+
+            def ask(count: int) -> None:
+                flying.extend((n, pool.submit(self._offset_page, ranged, sort, size, n)) for n in itertools.islice(numbers, count))
+
+            ask(self.concurrency)
+            try:
+                while flying:
+                    number, future = flying.popleft()
+                    answer = future.result()
+                    expected = size if number < last else total - size * (last - 1)
+                    if answer is None:  # an order that cannot be loaded: the keyset walk narrows to it
+                        return _STOPPED
+                    if answer.total != total or len(answer.items) != expected:
+                        return _CHANGED if read_some else _STOPPED
+                    fresh = keyset.take(answer.items)
+                    if fresh:
+                        read_some = True
+                        wanted = {_whole(order, "entity_id") for order in fresh}
+                        yield fresh, [memo for memo in answer.memos if memo.get("order_id") in wanted]
+                    ask(1)
+            finally:
+                for _, future in flying:
+                    future.cancel()
+        return _DONE
+
+    def _offset_page(self, filters: list[Filter], sort: list[str], size: int, number: int) -> _OffsetPage | None:
+        """One page of a snapshot and the memos of its orders; None if an order on it cannot be loaded."""
+        try:
+            items, total = self._search("orders", filters, sort, size, number)
+        except _ProductMissing:
+            return None
+        memos = self._credit_memos([_whole(item, "entity_id") for item in items]) if items else []
+        return _OffsetPage(items, total, memos)
+
+    def _newest_second(self, path: str, filters: list[Filter]) -> int | None:
+        """The update second of the newest entry matching ``filters``; None if it cannot be read."""
+        try:
+            items, _ = self._search(path, filters, [UPDATED.field], 1, descending=True)
+        except _ProductMissing:
+            return None
+        return UPDATED.of(items[0]) if items else None
 
     def _walk(self, path: str, filters: list[Filter], keyset: _Keyset) -> Iterator[list[Any]]:
         """Every entry matching ``filters`` from the keyset's position on, in batches, each entry once
@@ -194,21 +308,32 @@ class MagentoRestSource:
 
     def _list(self, path: str, filters: Sequence[Filter], sort: Sequence[str]) -> tuple[list[dict[str, Any]], bool]:
         """Page 1 of a search: (items, whether more may follow). A refused page size is lowered."""
+        items, total, size = self._first_page(path, filters, sort)
+        return items, len(items) >= size and not (total is not None and total <= size)
+
+    def _first_page(self, path: str, filters: Sequence[Filter], sort: Sequence[str]) -> tuple[list[dict[str, Any]], int | None, int]:
+        """Page 1 of a search: (items, ``total_count``, the page size used), lowering a refused page size."""
         while True:
             size = self.page_size
             try:
-                body = self._get(path, search_criteria(filters, sort, size))
+                items, total = self._search(path, filters, sort, size)
             except RemoteError as error:
                 cap = _PAGE_SIZE_CAP.search(str(error))
                 if cap is None:
                     raise
                 self._lower_page_size(int(cap[1]) if cap[1] else None, error)
                 continue
-            items = body.get("items") if isinstance(body, dict) else None
-            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-                raise ProtocolError(f"{self.http.describe(self.url)}{path}: expected an object with an items list")
-            total = body.get("total_count")
-            return items, len(items) >= size and not (isinstance(total, int) and total <= size)
+            return items, total, size
+
+    def _search(self, path: str, filters: Sequence[Filter], sort: Sequence[str], size: int, page: int = 1,
+                descending: bool = False) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of a search: (items, ``total_count`` if the store said it)."""
+        body = self._get(path, search_criteria(filters, sort, size, page, descending))
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise ProtocolError(f"{self.http.describe(self.url)}{path}: expected an object with an items list")
+        total = body.get("total_count")
+        return items, total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def _lower_page_size(self, limit: int | None, error: RemoteError) -> None:
         smaller = limit if limit and limit < self.page_size else self.page_size // 2
@@ -237,6 +362,15 @@ class MagentoRestSource:
             return self.http.decode(response)
         except AuthError as error:
             raise AuthError(f"{error}; check MAGENTO_TOKEN") from None
+
+
+_DONE, _CHANGED, _STOPPED = "done", "changed", "stopped"  # how a snapshot of parallel pages ended
+
+
+class _OffsetPage(NamedTuple):
+    items: list[dict[str, Any]]
+    total: int | None
+    memos: list[dict[str, Any]]
 
 
 class _Key(NamedTuple):
@@ -318,16 +452,17 @@ class _Keyset:
         return True
 
 
-def search_criteria(filters: Sequence[Filter], sort: Sequence[str], page_size: int) -> dict[str, str]:
-    """Query parameters for page 1 of a search, ascending by ``sort``."""
+def search_criteria(filters: Sequence[Filter], sort: Sequence[str], page_size: int, page: int = 1,
+                    descending: bool = False) -> dict[str, str]:
+    """Query parameters for a page of a search (page 1 unless told), ascending by ``sort`` unless told."""
     params: dict[str, str] = {}
     for group, (name, condition, value) in enumerate(filters):
         prefix = f"searchCriteria[filter_groups][{group}][filters][0]"
         params.update({f"{prefix}[field]": name, f"{prefix}[value]": value, f"{prefix}[condition_type]": condition})
     for index, name in enumerate(sort):
         params.update({f"searchCriteria[sortOrders][{index}][field]": name,
-                       f"searchCriteria[sortOrders][{index}][direction]": "ASC"})
-    params.update({"searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": "1"})
+                       f"searchCriteria[sortOrders][{index}][direction]": "DESC" if descending else "ASC"})
+    params.update({"searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": str(page)})
     return params
 
 

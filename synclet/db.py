@@ -1,17 +1,18 @@
-"""Engines and schema: connect to the configured database and keep it at the newest migration."""
+"""Engines and schema: connect to the configured database and keep it at the newest migration.
+
+Alembic is imported only when a migration must run or the schema is not plainly current: a run that
+finds its schema up to date (every cron run but the first) reads the recorded revision and the
+newest migration's file itself, which keeps a quiet run's start cheap.
+"""
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import create_engine, event, inspect, literal, select
+from sqlalchemy import create_engine, event, inspect, literal, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,14 +20,30 @@ from synclet.errors import DatabaseError, SchemaOutdated
 from synclet.locks import SchemaLock
 from synclet.models import Base
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VERSIONS_FOLDER = PROJECT_ROOT / "migrations" / "versions"
 VERSION_TABLE = "alembic_version"
+_REVISION_FIELD = re.compile(r"^(revision|down_revision|branch_labels|depends_on)\s*(?::[^=\n]*)?=\s*(.*?)\s*$", re.MULTILINE)
+_QUOTED = re.compile(r"""^(['"])([^'"\\]+)\1$""")
 SchemaState = Literal["empty", "current", "outdated", "unknown"]
 log = logging.getLogger(__name__)
 
 # SQLite has no DECIMAL type; values round-trip through the column's scale (4 places) exactly
 # for any realistic amount, and MariaDB stores true DECIMALs. The warning says nothing new.
 warnings.filterwarnings("ignore", message=r".*does \*not\* support Decimal objects natively.*")
+
+
+def __getattr__(name: str) -> Any:
+    """``db.command``, alembic's commands, imported on first use: most runs never migrate."""
+    if name == "command":
+        from alembic import command
+
+        return command
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def connect(url: str) -> Engine:
@@ -60,31 +77,74 @@ def describe_error(error: SQLAlchemyError) -> str:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["connection"] = connection
     return config
 
 
+def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+
+
 def head_revision() -> str | None:
-    script = ScriptDirectory(str(PROJECT_ROOT / "migrations"))
-    return script.get_current_head()
+    return _script().get_current_head()
 
 
 def schema_state(engine: Engine) -> tuple[SchemaState, str | None]:
     """Where the database stands against this version's newest migration."""
     try:
         with engine.connect() as connection:
+            recorded = _recorded_revisions(connection)
+            if recorded is not None and len(recorded) == 1 and recorded[0] == _plain_head():
+                return "current", recorded[0]
+            if not recorded:
+                return "empty", None
+            from alembic.runtime.migration import MigrationContext
+
             current = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as error:
         raise DatabaseError(f"cannot reach the database: {describe_error(error)}") from None
     if current is None:
         return "empty", None
-    script = ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+    script = _script()
     if current == script.get_current_head():
         return "current", current
     known = {rev.revision for rev in script.walk_revisions()}
     return ("outdated" if current in known else "unknown"), current
+
+
+def _recorded_revisions(connection: Connection) -> list[str] | None:
+    """The revisions in alembic's version table, as alembic reads them; None without the table."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return [str(row) for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()]
+
+
+def _plain_head() -> str | None:
+    """The newest migration's revision, read from the version files when their history is one
+    straight line of plainly written revisions (the only kind synclet makes); None for anything
+    else, which alembic itself then reads."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS_FOLDER.glob("*.py"):
+        fields = dict(_REVISION_FIELD.findall(path.read_text(encoding="utf-8")))
+        revision = _QUOTED.match(fields.get("revision", ""))
+        if revision is None or fields.get("branch_labels") != "None" or fields.get("depends_on") != "None":
+            return None
+        down = fields.get("down_revision", "")
+        parent = _QUOTED.match(down)
+        if parent is None and down != "None":
+            return None
+        revisions.add(revision[2])
+        if parent is not None:
+            parents.add(parent[2])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
@@ -111,6 +171,9 @@ def _upgrade_locked(engine: Engine) -> tuple[str | None, str | None]:
         raise _foreign_schema(before)
     if state == "current":
         return before, before
+    from alembic import command
+    from alembic.util import CommandError
+
     try:
         if state == "empty":
             with engine.begin() as connection:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +36,7 @@ from truth import differences, runs_of
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 READER = "synclet-read-ahead"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def env_for(shop: Sandbox, database_url: str, rest: bool = False, **extra: str) -> dict[str, str]:
@@ -325,3 +329,19 @@ def test_parallel_pages_read_every_order_once_at_its_last_version_while_the_shop
 
 def random_for(seed: int) -> random.Random:
     return random.Random(seed)
+
+
+# --- A quiet run starts cheaply -----------------------------------------------------------------
+
+
+def test_the_newest_migration_read_from_its_file_is_alembics_head() -> None:
+    assert db._plain_head() == db.head_revision()
+
+
+def test_a_sync_into_a_current_schema_does_not_load_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    assert run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""}).exit_code == 0
+    script = (f"import sys; from synclet import cli, db; engine = db.connect({database_url!r}); db.ensure_schema(engine); "
+              "print(db.schema_state(engine)[0], 'alembic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["current", "False"], done.stderr

@@ -312,6 +312,9 @@ def run_push(settings: Settings, options: PushOptions, stop: threading.Event | N
         with bigblock_client(settings, stop) as bigblock:
             echo = functools.partial(_echo_masked, settings)
             result = push_bigblock(engine, bigblock, settings, options, echo, utc_now, stop)
+    except LockHeld as error:  # the contract gives push 0 or 1: another push is doing the work
+        click.echo(f"Error: {error}", err=True)
+        return EXIT_FAILED
     finally:
         engine.dispose()
     verb = "dry run" if options.dry_run else "push"

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from synclet import db
 from synclet.config import load_settings
 from synclet.destinations.bigblock_orders import Locations, order_body
+from synclet.locks import SourceLock
 from synclet.pushes import PUSHES, candidates, lines
 from synclet.sandbox import Sandbox
 
@@ -374,3 +375,13 @@ def test_two_sources_with_the_same_numbers_never_take_turns_in_big_block(databas
     assert again.exit_code == 1 and sent(shop, "DELETE") == [] and len(sent(shop, "POST")) == len(held(shop))
     only_one = run_cli("push", "bigblock", "--source", "magento", env=env)
     assert only_one.exit_code == 0, only_one.output
+
+
+def test_a_push_while_another_runs_changes_nothing_and_exits_1(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = push_env(shop, database_url, tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    with db.connect(database_url).connect() as conn, SourceLock(conn, "bigblock-push"):
+        second = run_cli("push", "bigblock", env=env)
+    assert second.exit_code == 1 and "another push to Big Block is running" in second.output
+    assert shop.bigblock_received() == []

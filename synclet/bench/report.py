@@ -59,9 +59,14 @@ def _cpu_model() -> str | None:
 
 
 def _commit() -> str | None:
+    """HEAD, with ``+changes`` when tracked files differ from it: the children run the working tree."""
+    head, changes = _git("rev-parse", "--short", "HEAD"), _git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}+changes" if head and changes else head
+
+
+def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=10)
+        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None

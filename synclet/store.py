@@ -3,20 +3,27 @@
 A page costs a fixed number of statements whatever its size: one read of the stored hashes, one
 upsert of the orders that are new or changed, one id look-up, three deletes of their old children
 and three bulk inserts of the new ones. Orders whose content hash is unchanged are not written.
+
+The bulk statements are built with SQLAlchemy, compiled once per database and handed to the
+driver's ``executemany`` with the rows as the driver takes them (PyMySQL turns them into multi-row
+INSERTs): SQLAlchemy's per-row parameter processing would cost more than the driver's own work.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import operator
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, String, Table, delete, func, literal_column, select
+from sqlalchemy import DateTime, Numeric, String, Table, bindparam, delete, func, literal_column, select
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.dml import Insert
 
 from synclet.history import HISTORY
 from synclet.logs import loggable
@@ -158,20 +165,21 @@ def upsert(
     ``update`` columns take the new row's value, ``bump`` columns add one to the stored value; only
     SQL expressions appear in the update clause, which keeps PyMySQL's executemany batching.
     """
-    if not rows:
-        return
-    if conn.dialect.name in ("mysql", "mariadb"):
+    if rows:
+        conn.execute(_upsert_statement(conn.dialect, table, keys, update, bump), rows)
+
+
+def _upsert_statement(dialect: Dialect, table: Table, keys: Sequence[str], update: Sequence[str],
+                      bump: Sequence[str]) -> Insert:
+    if dialect.name in ("mysql", "mariadb"):
         statement = mysql.insert(table)
-        new_values = statement.inserted
-    else:
-        statement = sqlite.insert(table)
-        new_values = statement.excluded
-    assignments = {name: new_values[name] for name in update}
+        assignments = {name: statement.inserted[name] for name in update}
+        assignments.update({name: table.c[name] + literal_column("1") for name in bump})
+        return statement.on_duplicate_key_update(assignments)
+    lite = sqlite.insert(table)
+    assignments = {name: lite.excluded[name] for name in update}
     assignments.update({name: table.c[name] + literal_column("1") for name in bump})
-    if isinstance(statement, mysql.Insert):
-        conn.execute(statement.on_duplicate_key_update(assignments), rows)
-    else:
-        conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=assignments), rows)
+    return lite.on_conflict_do_update(index_elements=list(keys), set_=assignments)
 
 
 def save_page(conn: Connection, source: str, orders: Sequence[Order], now: datetime) -> PageOutcome:
@@ -182,7 +190,8 @@ def save_page(conn: Connection, source: str, orders: Sequence[Order], now: datet
     if not changed:
         return outcome
     rows = [_order_row(order, now) for order in changed]
-    upsert(conn, ORDERS, rows, ("source", "external_id"), (*_ORDER_FIELDS, "last_synced_at"))
+    columns = (*_ORDER_FIELDS, "first_synced_at", "last_synced_at")
+    _bulk(conn, ORDERS, columns, ("source", "external_id"), (*_ORDER_FIELDS, "last_synced_at")).execute(conn, rows)
     ids = {external_id: ident for external_id, (ident, _) in stored.items()}
     ids.update((k, v[0]) for k, v in stored_hashes(conn, source, [o.external_id for o in outcome.added]).items())
     replaced = [ids[order.external_id] for order in outcome.updated]
@@ -193,40 +202,106 @@ def save_page(conn: Connection, source: str, orders: Sequence[Order], now: datet
     return outcome
 
 
-def _exact(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    """Decimals at their column's scale, rounded half up here rather than by the driver: MariaDB
-    rounds half up, SQLite's float path half to even, and both must store the same amount."""
-    for name, places in _SCALES[table.name].items():
-        value = row.get(name)
-        if value is not None and value.as_tuple().exponent < places.as_tuple().exponent:
-            row[name] = value.quantize(places, rounding=ROUND_HALF_UP)
-    return row
+class _Shape:
+    """How a record becomes a row of ``table``: its ``fields`` read at once; amounts at their
+    column's scale, rounded half up here rather than by the driver (MariaDB rounds half up,
+    SQLite's float path half to even, and both must store the same amount); text longer than its
+    column cut, with a warning, so one long value cannot fail a page."""
+
+    def __init__(self, table: Table, fields: Sequence[str]) -> None:
+        self.table = table
+        self.fields = tuple(fields)
+        self._read = operator.attrgetter(*self.fields)
+        self._amounts = [(name, _SCALES[table.name][name]) for name in self.fields if name in _SCALES[table.name]]
+        self._texts = [(name, _LIMITS[table.name][name]) for name in self.fields if name in _LIMITS[table.name]]
+
+    def row(self, record: object, label: Callable[[], str]) -> dict[str, Any]:
+        row = dict(zip(self.fields, self._read(record)))
+        for name, places in self._amounts:
+            value = row[name]
+            if value is not None:
+                row[name] = value.quantize(places, ROUND_HALF_UP)
+        for name, limit in self._texts:
+            value = row[name]
+            if value.__class__ is str and len(value) > limit:
+                log.warning("%s: %s.%s is %d characters; stored the first %d", loggable(label()), self.table.name, name,
+                            len(value), limit)
+                row[name] = value[:limit]
+        return row
+
+
+_ORDER_SHAPE = _Shape(ORDERS, _ORDER_FIELDS)
+_CHILD_SHAPES = ((_Shape(ITEMS, _ITEM_FIELDS), "items"), (_Shape(ADDRESSES, _ADDRESS_FIELDS), "addresses"),
+                 (_Shape(CREDITS, _CREDIT_FIELDS), "credits"))
+
+
+def _label(order: Order) -> Callable[[], str]:
+    return lambda: f"{order.source} {order.order_number or order.external_id}"
 
 
 def _order_row(order: Order, now: datetime) -> dict[str, Any]:
-    row = {name: getattr(order, name) for name in _ORDER_FIELDS}
+    row = _ORDER_SHAPE.row(order, _label(order))
     row["first_synced_at"] = now
     row["last_synced_at"] = now
-    return _fit(ORDERS, _exact(ORDERS, row), f"{order.source} {order.order_number or order.external_id}")
+    return row
 
 
 def _insert_children(conn: Connection, orders: Sequence[Order], ids: dict[str, int]) -> None:
-    items, addresses, credits = [], [], []
-    for order in orders:
-        order_id = ids[order.external_id]
-        label = f"{order.source} {order.order_number or order.external_id}"
-        items.extend(_child_row(ITEMS, _ITEM_FIELDS, item, order_id, label) for item in order.items)
-        addresses.extend(_child_row(ADDRESSES, _ADDRESS_FIELDS, a, order_id, label) for a in order.addresses)
-        credits.extend(_child_row(CREDITS, _CREDIT_FIELDS, c, order_id, label) for c in order.credits)
-    for table, rows in ((ITEMS, items), (ADDRESSES, addresses), (CREDITS, credits)):
+    for shape, attribute in _CHILD_SHAPES:
+        rows = []
+        for order in orders:
+            records = getattr(order, attribute)
+            if records:
+                order_id, label = ids[order.external_id], _label(order)
+                for record in records:
+                    row = shape.row(record, label)
+                    row["order_id"] = order_id
+                    rows.append(row)
         if rows:
-            conn.execute(table.insert(), rows)
+            _bulk(conn, shape.table, (*shape.fields, "order_id")).execute(conn, rows)
 
 
-def _child_row(table: Table, fields: Sequence[str], record: object, order_id: int, label: str) -> dict[str, Any]:
-    row = {name: getattr(record, name) for name in fields}
-    row["order_id"] = order_id
-    return _fit(table, _exact(table, row), label)
+@dataclass(frozen=True)
+class _Bulk:
+    """A bulk statement compiled for one database, and the bind processors its driver needs (only
+    SQLite has any: times as text, amounts as floats), applied here as SQLAlchemy would."""
+
+    sql: str
+    order: tuple[str, ...] | None  # the parameters' order for a positional driver; None: by name
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        for name, process in self.processors:
+            for row in rows:
+                row[name] = process(row[name])
+        if self.order is None:
+            conn.exec_driver_sql(self.sql, rows)  # type: ignore[arg-type]
+        else:
+            get = operator.itemgetter(*self.order)
+            conn.exec_driver_sql(self.sql, [get(row) for row in rows])  # type: ignore[arg-type]
+
+
+_COMPILED: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...], tuple[str, ...]], _Bulk]] = weakref.WeakKeyDictionary()
+
+
+def _bulk(conn: Connection, table: Table, columns: tuple[str, ...], keys: Sequence[str] = (),
+          update: Sequence[str] = ()) -> _Bulk:
+    """INSERT of ``columns`` into ``table`` (an upsert on ``keys`` setting ``update`` when given),
+    compiled once per dialect."""
+    dialect = conn.dialect
+    compiled = _COMPILED.setdefault(dialect, {})
+    key = (table.name, columns, tuple(update))
+    if key not in compiled:
+        statement = _upsert_statement(dialect, table, keys, update, {}) if update else table.insert()
+        statement = statement.values({name: bindparam(name) for name in columns})
+        done = statement.compile(dialect=dialect)
+        if set(done.binds) != set(columns):
+            raise AssertionError(f"bulk {table.name}: the statement binds {sorted(done.binds)}, not its columns")
+        processors = tuple((column.name, process) for column in table.columns if column.name in columns
+                           if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        order = tuple(done.positiontup) if done.positional and done.positiontup is not None else None
+        compiled[key] = _Bulk(str(done), order, processors)
+    return compiled[key]
 
 
 def reject_key(rejected: Rejected) -> str:

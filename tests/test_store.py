@@ -155,6 +155,33 @@ def test_amounts_beyond_four_places_round_half_up_on_both_databases(database_url
     assert discounts[0][0] == Decimal("57.2813") and discounts[1][1] == Decimal("0.000001")
 
 
+def test_amounts_at_or_above_their_scale_are_stored_as_they_are(database_url: str) -> None:
+    engine = db.connect(database_url)
+    db.ensure_schema(engine)
+    order = make_order("1")
+    order.items[0].quantity = Decimal("3")
+    order.items[1].unit_price_ex_tax = Decimal("1.2E+3")
+    with engine.begin() as conn:
+        store.save_page(conn, "magento", [dataclasses.replace(order, grand_total=Decimal("-0.1"), subtotal=None)], NOW)
+        total, subtotal = conn.execute(select(store.ORDERS.c.grand_total, store.ORDERS.c.subtotal)).one()
+        lines = conn.execute(select(store.ITEMS.c.quantity, store.ITEMS.c.unit_price_ex_tax).order_by(store.ITEMS.c.line_no)).all()
+    assert (total, subtotal) == (Decimal("-0.1"), None)
+    assert lines[0][0] == Decimal("3") and lines[1][1] == Decimal("1200")
+
+
+def test_a_page_writes_through_two_engines_of_one_database_alike(database_url: str) -> None:
+    """Bulk statements are compiled once per database engine: a second engine compiles its own."""
+    first, second = db.connect(database_url), db.connect(database_url)
+    db.ensure_schema(first)
+    with first.begin() as conn:
+        store.save_page(conn, "magento", [make_order("1")], NOW)
+    with second.begin() as conn:
+        store.save_page(conn, "magento", [make_order("2"), make_order("1", status="complete")], NOW)
+    with first.connect() as conn:
+        assert counts(conn) == (2, 4, 4, 2)
+        assert conn.execute(select(store.ORDERS.c.status).order_by(store.ORDERS.c.external_id)).scalars().all() == ["complete", "pending"]
+
+
 def test_identities_differing_only_in_case_are_two_orders(database_url: str) -> None:
     engine = db.connect(database_url)
     db.ensure_schema(engine)

@@ -185,11 +185,12 @@ def _locked_run(
     run_log = RunLog(f"Starting {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}",
                      quiet=source.name in options.quiet_if_idle)
     try:
-        _retry_rejects(conn, source, history_id, result, run_log)
+        rejects_kept = _retry_rejects(conn, source, history_id, result, run_log)
         window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name))
         with read_ahead(source.pages(window), settings.fetch_ahead_pages) as pages:
             for page in pages:
-                _commit_page(conn, source.name, page, history_id, result, run_log)
+                _commit_page(conn, source.name, page, history_id, result, run_log, rejects_kept)
+                rejects_kept = rejects_kept or bool(page.rejected)
                 if progress is not None:
                     progress.page(source.name, page, result.counts)
                 if stop.is_set():
@@ -219,13 +220,15 @@ def _versions_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], M
     return stored_versions
 
 
-def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult, run_log: RunLog) -> None:
+def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult, run_log: RunLog) -> bool:
     """Map the payloads rejected by earlier runs again: a fixed mapping or a fixed source stores
-    them now; a stored newer version of the same order supersedes them."""
+    them now; a stored newer version of the same order supersedes them. Returns whether any were
+    waiting (if none were, a page's orders supersede none until the run rejects one itself)."""
     recovered: list[Order] = []
     keys: list[str] = []
     with conn.begin():
-        for key, raw_json in store.pending_rejects(conn, source.name):
+        pending = store.pending_rejects(conn, source.name)
+        for key, raw_json in pending:
             try:
                 order = source.parse(json.loads(raw_json, parse_float=Decimal))
             except (MappingError, ValueError):
@@ -234,7 +237,7 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
                 recovered.append(order)
                 keys.append(key)
         if not recovered:
-            return
+            return bool(pending)
         newer = store.stored_updated_at(conn, source.name, [o.external_id for o in recovered])
         fresh = [o for o in recovered if o.external_id not in newer or newer[o.external_id] < o.source_updated_at]
         outcome = store.save_page(conn, source.name, fresh, utc_now())
@@ -245,6 +248,7 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
     run_log.announce()
     log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
     _log_orders(source.name, outcome)
+    return True
 
 
 @contextlib.contextmanager
@@ -353,12 +357,14 @@ def screen(page: Page) -> Page:
     return page
 
 
-def _commit_page(conn: Connection, source: str, page: Page, history_id: int, result: RunResult, run_log: RunLog) -> None:
-    """One transaction: orders, children, rejects and the run's progress together."""
+def _commit_page(conn: Connection, source: str, page: Page, history_id: int, result: RunResult, run_log: RunLog,
+                 rejects_kept: bool = True) -> None:
+    """One transaction: orders, children, rejects and the run's progress together. ``rejects_kept``
+    False says no reject of ``source`` is stored, so the page's orders supersede none."""
     now = utc_now()
     with conn.begin():
         outcome = store.save_page(conn, source, page.orders, now)
-        if page.orders:
+        if page.orders and rejects_kept:
             store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
         if page.rejected:
             store.save_rejects(conn, page.rejected, history_id, now)

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from synclet import db
-from synclet.config import load_settings
+from synclet import db, store
+from synclet.config import Settings, load_settings
 from synclet.history import RunCounts
 from synclet.http import HttpClient
-from synclet.records import Order, Page
+from synclet.records import Order, Page, Rejected
 from synclet.sandbox import Sandbox
 from synclet.sources import Window, build_source
 from synclet.sources import magento_rest
@@ -232,6 +232,41 @@ def test_a_dry_run_reports_the_same_with_and_without_read_ahead(tmp_path, shop: 
     assert reports[0] == reports[1]
     assert any("[dry-run] would add" in line for line in reports[0])
     assert any("[dry-run] would replace" in line for line in reports[0])
+
+
+class Scripted:
+    """A source whose pages are given: what an API answered, without the API."""
+
+    name = "magento"
+    ordered_by_update = False
+
+    def __init__(self, pages: list[Page]) -> None:
+        self.scripted = pages
+
+    def check(self) -> str:
+        return "scripted"
+
+    def parse(self, payload: Mapping[str, Any]) -> Order:
+        raise NotImplementedError
+
+    def pages(self, window: Window) -> Iterator[Page]:
+        yield from self.scripted
+
+
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_an_order_rejected_on_one_page_and_stored_on_a_later_one_leaves_no_reject(tmp_path, ahead: int) -> None:  # type: ignore[no-untyped-def]
+    from test_store import make_order
+
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    engine = db.connect(database_url)
+    bad = Rejected("magento", "7", "00007", '{"Id": "7", "Total": "twelve"}', "Total: 'twelve' is not a number")
+    pages = [Page(0, orders=[make_order("1")], rejected=[bad]), Page(1, orders=[make_order("2")]),
+             Page(2, orders=[make_order("7")])]
+    result = sync_source(engine, Scripted(pages), Settings(fetch_ahead_pages=ahead), SyncOptions())
+    assert result.status == "success" and result.counts.orders_rejected == 1 and result.rejects_pending == 0
+    with engine.connect() as conn:
+        assert store.count_rejects(conn, "magento") == 0
+    assert stored_ids(database_url) == {"1", "2", "7"}
 
 
 # --- Magento REST: parallel pages ---------------------------------------------------------------

@@ -375,9 +375,10 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
         statuses = report.source_status(engine, names, utc_now())
     if settings.bigblock_configured() and state == "current" and not sources:
         from synclet import pushes
+        from synclet.destinations.bigblock import orders_url
 
         with engine.connect() as conn:
-            destinations.append(pushes.summary(conn, settings.bigblock_statuses, settings.bigblock_cancelled_statuses))
+            destinations.append(pushes.summary(conn, settings.bigblock_statuses, orders_url(settings.bigblock_base_url or "")))
     if as_json:
         click.echo(json.dumps(report.jsonable({"database": settings.masked_database_url(), "sources": statuses,
                                                "destinations": destinations}), indent=2))

@@ -212,7 +212,9 @@ class BigBlockPush(Base):
     """What Big Block holds of one stored order, so a rerun pushes nothing twice.
 
     One row per order pushed (or held back): ``state`` is ``sending`` from just before a create
-    until its answer is recorded, so an interrupted push is found again rather than duplicated.
+    until its answer is recorded, so an interrupted push is found again rather than duplicated;
+    ``picked`` once the order left the statuses to pick after picking had started (nothing more
+    to do); ``blocked`` while a change or cancellation waits for a person.
     """
 
     __tablename__ = "bigblock_pushes"
@@ -220,13 +222,14 @@ class BigBlockPush(Base):
         UniqueConstraint("order_id"),
         Index(None, "state"),
         Index(None, "order_number"),
-        CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked', 'skipped')", name="state"),
+        CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked', 'skipped', 'picked')", name="state"),
         TABLE_OPTIONS,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(Id, ForeignKey("orders.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(32))
+    bigblock_url: Mapped[str] = mapped_column(String(255))  # which Big Block: a record says nothing of another
     order_number: Mapped[str] = mapped_column(String(128))  # as Big Block knows it, prefix included
     bigblock_id: Mapped[str | None] = mapped_column(String(64))  # None: Big Block holds no copy we know of
     state: Mapped[str] = mapped_column(String(16))

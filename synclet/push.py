@@ -2,10 +2,12 @@
 
 Per order, the push record says what Big Block was last told. An order in a status to pick that Big
 Block lacks is created; one whose lines changed is replaced (delete, then create: order numbers are
-unique); one cancelled in the shop is deleted. An order on which picking has started
-(``quantity_fulfilled`` > 0) is never replaced or deleted: it is reported for a person. Each
-answer is committed at once, and a ``sending`` record is committed before each create, so a push
-killed at any point is finished by the next one without creating anything twice.
+unique); one that left the statuses to pick (cancelled, or shipped without Big Block) is deleted,
+so nobody picks it twice. An order on which picking has started (``quantity_fulfilled`` > 0) is
+never replaced or deleted: a change or a cancellation is reported for a person, while a shipped
+one is simply done. Each answer is committed at once, and a ``sending`` record is committed before
+each create, so a push killed at any point is finished by the next one without creating anything
+twice. Records belong to one Big Block URL: pointed at another, synclet starts afresh there.
 """
 from __future__ import annotations
 
@@ -122,8 +124,8 @@ def push_bigblock(engine: Engine, bigblock: BigBlock, settings: Settings, option
     try:
         with engine.connect() as conn, SourceLock(conn, LOCK_NAME, activity="push to Big Block"):
             with conn.begin():
-                found = pushes.candidates(conn, settings.bigblock_statuses, settings.bigblock_cancelled_statuses,
-                                          options.sources, options.since)
+                found = pushes.candidates(conn, settings.bigblock_statuses, bigblock.orders_url, options.sources,
+                                          options.since)
             pusher = _Pusher(conn, bigblock, settings, locations, options, echo, now)
             result = pusher.run(found, stop)
     except SQLAlchemyError as error:
@@ -149,6 +151,10 @@ class _Pusher:
     def run(self, found: Sequence[Candidate], stop: threading.Event | None) -> PushResult:
         to_look_at = [candidate for candidate in found if not self._unchanged(candidate)]
         self.result.counts["unchanged"] += len(found) - len(to_look_at)
+        if to_look_at:
+            # One list call first: a wrong URL or key fails here, before its 404s could pass for
+            # orders deleted by hand.
+            self.bigblock.check()
         with self.conn.begin():
             lines = pushes.lines(self.conn, [candidate.order_id for candidate in to_look_at])
         for candidate in to_look_at:
@@ -167,7 +173,7 @@ class _Pusher:
         """Pushed, and neither the order nor the locations file changed since: no need to look."""
         record = candidate.record
         return (record is not None and record.state in ("pushed", "skipped") and record.order_hash == candidate.content_hash
-                and record.basis_hash == self.basis and candidate.status not in self.settings.bigblock_cancelled_statuses)
+                and record.basis_hash == self.basis and candidate.status in self.settings.bigblock_statuses)
 
     def _number(self, candidate: Candidate) -> str:
         return order_number(candidate.source, candidate.order_number or candidate.external_id,
@@ -176,9 +182,9 @@ class _Pusher:
     def _one(self, candidate: Candidate, lines: list[Line]) -> None:
         number = self._number(candidate)
         record = candidate.record
-        if candidate.status in self.settings.bigblock_cancelled_statuses:
-            if record is not None and record.state != "deleted" and record.may_be_held:
-                self._remove(candidate, record, "cancelled in the shop")
+        if candidate.status not in self.settings.bigblock_statuses:
+            if record is not None and record.state in pushes.MAY_HOLD and record.may_be_held:
+                self._remove(candidate, record, f"now {candidate.status or 'without a status'} in the shop")
             return
         try:
             body = order_body(number, lines, self.locations, self.settings.bigblock_allow_missing_location)
@@ -187,7 +193,7 @@ class _Pusher:
             self._save(candidate, order_number=record.order_number if record else number, state="held", message=str(reason))
             return
         if body is None:  # nothing on it is picked: Big Block has no use for it
-            if record is not None and record.state not in ("deleted", "skipped") and record.may_be_held:
+            if record is not None and record.state in pushes.MAY_HOLD and record.may_be_held:
                 self._remove(candidate, record, "nothing on it is picked any more")
             else:
                 self._note(candidate, "skipped", number)
@@ -204,7 +210,7 @@ class _Pusher:
 
     def _create(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str, outcome: str) -> None:
         with self.conn.begin():
-            owner = pushes.number_owner(self.conn, number, candidate.order_id)
+            owner = pushes.number_owner(self.conn, number, candidate.order_id, self.bigblock.orders_url)
         if owner is not None:  # never let two stored orders take turns replacing each other
             reason = (f"order number {number} is already in Big Block for {owner}: if both sources are one shop, push "
                       "only one of them (--source); otherwise set BIGBLOCK_ORDER_PREFIXES")
@@ -234,7 +240,7 @@ class _Pusher:
             self._save(candidate, bigblock_id=str(held["id"]), state="pushed", pushed_at=self.now())
             self._note(candidate, "found", f"{number} (Big Block id {held['id']}): already there, recorded")
         elif picking_started(held):
-            self._blocked(candidate, str(held["id"]), None, f"{number}: Big Block has this order number with other "
+            self._blocked(candidate, number, str(held["id"]), None, "Big Block has this order number with other "
                           f"lines and picking has started (Big Block id {held['id']}); compare them by hand")
         else:
             self._take_down(candidate, held, number)
@@ -249,7 +255,7 @@ class _Pusher:
             if not self.dry_run:
                 self._save(candidate, bigblock_id=str(held["id"]), state="pushed", content_hash=digest, message=None)
         elif picking_started(held):
-            self._blocked(candidate, str(held["id"]), record.content_hash, f"{record.order_number}: lines changed in the shop, "
+            self._blocked(candidate, record.order_number, str(held["id"]), record.content_hash, "lines changed in the shop, "
                           f"but picking has started in Big Block (id {held['id']}); change it there by hand")
         elif self.dry_run:
             self._note(candidate, "replaced", f"{number} (Big Block id {held['id']})")
@@ -258,14 +264,18 @@ class _Pusher:
             self._create(candidate, number, body, digest, "replaced")
 
     def _remove(self, candidate: Candidate, record: PushRecord, why: str) -> None:
-        """The order was cancelled in the shop: take it off the warehouse floor, unless picked."""
+        """Take an order nobody should pick off the warehouse floor, unless picking has started:
+        then a cancelled order needs a person, and any other (shipped, closed) is simply done."""
         held = self._held(record)
         if held is None:
             if not self.dry_run:
                 self._save(candidate, bigblock_id=None, state="deleted", message=None)
-        elif picking_started(held):
-            self._blocked(candidate, str(held["id"]), record.content_hash, f"{record.order_number}: {why}, but picking "
+        elif picking_started(held) and candidate.status in self.settings.bigblock_cancelled_statuses:
+            self._blocked(candidate, record.order_number, str(held["id"]), record.content_hash, f"{why}, but picking "
                           f"has started in Big Block (id {held['id']}); stop it there by hand")
+        elif picking_started(held):
+            if not self.dry_run:
+                self._save(candidate, bigblock_id=str(held["id"]), state="picked", message=None)
         elif self.dry_run:
             self._note(candidate, "deleted", f"{record.order_number} ({why})")
         else:
@@ -293,10 +303,10 @@ class _Pusher:
                              if order.get("id") not in (None, "")}
         return self._listing.get(number)
 
-    def _blocked(self, candidate: Candidate, bigblock_id: str, held_hash: str | None, message: str) -> None:
-        self._note(candidate, "blocked", message)
+    def _blocked(self, candidate: Candidate, number: str, bigblock_id: str, held_hash: str | None, reason: str) -> None:
+        self._note(candidate, "blocked", f"{number}: {reason}")
         if not self.dry_run:
-            self._save(candidate, bigblock_id=bigblock_id, state="blocked", content_hash=held_hash, message=message)
+            self._save(candidate, bigblock_id=bigblock_id, state="blocked", content_hash=held_hash, message=reason)
 
     def _failed(self, candidate: Candidate, message: str) -> None:
         number = candidate.record.order_number if candidate.record else self._number(candidate)
@@ -311,6 +321,7 @@ class _Pusher:
             return
         values.setdefault("order_hash", candidate.content_hash)
         values.setdefault("basis_hash", self.basis)
+        values["bigblock_url"] = self.bigblock.orders_url
         with self.conn.begin():
             record = pushes.save(self.conn, candidate, checked_at=self.now(), **values)
         candidate.record = record

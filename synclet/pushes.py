@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Connection
 
 from synclet.destinations.bigblock_orders import Line
@@ -21,7 +21,7 @@ PUSHES: Table = BigBlockPush.__table__  # type: ignore[assignment]
 #: States in which Big Block may hold a copy of the order (``sending``: a create whose answer was lost).
 MAY_HOLD = ("sending", "pushed", "blocked", "failed", "held")
 _RECORD_FIELDS = ("order_number", "bigblock_id", "state", "content_hash", "order_hash", "basis_hash", "message",
-                  "pushed_at", "checked_at")
+                  "pushed_at", "bigblock_url", "checked_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class PushRecord:
     basis_hash: str | None
     message: str | None
     pushed_at: datetime | None
+    bigblock_url: str
 
     @property
     def may_be_held(self) -> bool:
@@ -54,18 +55,13 @@ class Candidate:
     record: PushRecord | None
 
 
-def candidates(conn: Connection, statuses: Collection[str], cancelled: Collection[str], sources: Sequence[str] = (),
+def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, sources: Sequence[str] = (),
                since: datetime | None = None) -> list[Candidate]:
-    """Orders in a status to pick, and orders Big Block may hold that were cancelled or wait on a
-    person or on a lost answer; oldest first, so the warehouse gets orders in the order they came."""
+    """Orders in a status to pick, and orders Big Block may still hold in any other status (to take
+    off the floor); oldest first, so the warehouse gets orders in the order they came. A record of
+    another Big Block (the URL changed) counts as none: this one may hold nothing of it."""
     status = func.lower(func.coalesce(ORDERS.c.status, ""))
-    wanted = or_(
-        status.in_(sorted(statuses)),
-        and_(PUSHES.c.id.is_not(None), or_(
-            and_(status.in_(sorted(cancelled)), PUSHES.c.state.in_(MAY_HOLD)),
-            PUSHES.c.state.in_(("sending", "blocked")),
-        )),
-    )
+    wanted = or_(status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD))
     query = (
         select(ORDERS.c.id, ORDERS.c.source, ORDERS.c.external_id, ORDERS.c.order_number, status, ORDERS.c.content_hash,
                PUSHES.c.id, *(PUSHES.c[name] for name in _RECORD_FIELDS[:-1]))
@@ -80,6 +76,8 @@ def candidates(conn: Connection, statuses: Collection[str], cancelled: Collectio
     found = []
     for row in conn.execute(query):
         record = PushRecord(*row[7:]) if row[6] is not None else None
+        if record is not None and record.bigblock_url != bigblock_url:
+            record = None
         found.append(Candidate(row[0], row[1], row[2], row[3], row[4], row[5], record))
     return found
 
@@ -89,29 +87,30 @@ def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:
     found: dict[int, list[Line]] = defaultdict(list)
     for chunk in _chunks(list(order_ids)):
         rows = conn.execute(
-            select(ITEMS.c.order_id, ITEMS.c.line_no, ITEMS.c.sku, ITEMS.c.name, ITEMS.c.quantity)
+            select(ITEMS.c.order_id, ITEMS.c.line_no, ITEMS.c.sku, ITEMS.c.name, ITEMS.c.quantity, ITEMS.c.error_code)
             .where(ITEMS.c.order_id.in_(chunk))
             .order_by(ITEMS.c.order_id, ITEMS.c.line_no, ITEMS.c.id)
         )
-        for order_id, line_no, sku, name, quantity in rows:
-            found[order_id].append(Line(line_no, sku, name, quantity))
+        for order_id, *line in rows:
+            found[order_id].append(Line(*line))
     return found
 
 
-def number_owner(conn: Connection, number: str, order_id: int) -> str | None:
+def number_owner(conn: Connection, number: str, order_id: int, bigblock_url: str) -> str | None:
     """The other stored order (``source external_id``) that Big Block may hold under ``number``."""
     row = conn.execute(
         select(PUSHES.c.source, ORDERS.c.external_id)
         .select_from(PUSHES.join(ORDERS, ORDERS.c.id == PUSHES.c.order_id))
-        .where(PUSHES.c.order_number == number, PUSHES.c.order_id != order_id,
-               PUSHES.c.state.in_(("sending", "pushed", "blocked")))
+        .where(PUSHES.c.order_number == number, PUSHES.c.order_id != order_id, PUSHES.c.bigblock_url == bigblock_url,
+               PUSHES.c.state.in_(("sending", "pushed", "blocked", "picked")))
         .limit(1)
     ).first()
     return f"{row[0]} order {row[1]}" if row else None
 
 
 def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
-    """Write the order's push record: ``values`` over what it held before."""
+    """Write the order's push record: ``values`` over what it held before (``bigblock_url`` always
+    given, so a record of another Big Block is overwritten whole)."""
     before = candidate.record
     current = {name: getattr(before, name) if before else None for name in _RECORD_FIELDS[:-1]}
     current.update({k: v for k, v in values.items() if k != "checked_at"})
@@ -120,30 +119,30 @@ def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
     return PushRecord(**current)
 
 
-def summary(conn: Connection, statuses: Collection[str], cancelled: Collection[str]) -> dict[str, Any]:
+def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> dict[str, Any]:
     """What ``status`` shows of Big Block, from the database alone (no HTTP, no locations file)."""
     counts = {"pushed": 0, "pending": 0, "held": 0, "failed": 0, "blocked": 0}
     attention: list[dict[str, Any]] = []
-    for candidate in candidates(conn, statuses, cancelled):
+    for candidate in candidates(conn, statuses, bigblock_url):
         record = candidate.record
-        state = record.state if record else None
-        if state in ("held", "failed", "blocked"):
-            counts[state] += 1
-            attention.append({"state": state, "order_number": record.order_number, "message": record.message})  # type: ignore[union-attr]
-        elif _pending(candidate, cancelled):
+        if record is not None and record.state in ("held", "failed", "blocked"):
+            counts[record.state] += 1
+            attention.append({"state": record.state, "order_number": record.order_number, "message": record.message})
+        elif _pending(candidate, statuses):
             counts["pending"] += 1
     counts["pushed"] = conn.execute(
-        select(func.count()).select_from(PUSHES).where(PUSHES.c.state.in_(("pushed", "blocked")))
+        select(func.count()).select_from(PUSHES)
+        .where(PUSHES.c.bigblock_url == bigblock_url, PUSHES.c.state.in_(("pushed", "blocked", "picked")))
     ).scalar() or 0
-    last = conn.execute(select(func.max(PUSHES.c.checked_at))).scalar()
-    return {"destination": "bigblock", **counts, "last_push": last, "attention": attention}
+    last = conn.execute(select(func.max(PUSHES.c.checked_at)).where(PUSHES.c.bigblock_url == bigblock_url)).scalar()
+    return {"destination": "bigblock", "url": bigblock_url, **counts, "last_push": last, "attention": attention}
 
 
-def _pending(candidate: Candidate, cancelled: Collection[str]) -> bool:
+def _pending(candidate: Candidate, statuses: Collection[str]) -> bool:
     """Whether the next push has something to do for this order, as far as the database can tell."""
     record = candidate.record
-    if candidate.status in cancelled:
-        return record is not None and record.state != "deleted" and record.may_be_held
+    if candidate.status not in statuses:  # to take off the floor, unless already gone or picked
+        return record is not None and record.state in MAY_HOLD and record.may_be_held
     if record is None or record.state in ("sending", "deleted"):
         return True
     return record.state == "pushed" and record.order_hash != candidate.content_hash

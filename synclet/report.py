@@ -131,17 +131,18 @@ def render_destination(entry: dict[str, Any]) -> str:
     """The human form of a destination's status: what it holds, what waits, and why."""
     last = f"{entry['last_push']:%Y-%m-%d %H:%M:%S} UTC" if entry["last_push"] else "never"
     lines = [
-        f"\n{entry['destination']}  (destination)",
+        f"\n{entry['destination']}  (destination, {entry['url']})",
         f"  last push  {last}",
         f"  pushed     {entry['pushed']:,} orders in Big Block",
         f"  pending    {entry['pending']:,} (the next push creates, replaces or deletes them)",
-        f"  held back  {entry['held']:,}",
-        f"  failed     {entry['failed']:,}",
-        f"  attention  {entry['blocked']:,} (picking started on an order changed or cancelled in the shop)",
     ]
-    lines.extend(f"             {item['order_number']}: {item['state']}: {item['message']}" for item in entry["attention"][:10])
-    if len(entry["attention"]) > 10:
-        lines.append(f"             … and {len(entry['attention']) - 10} more (`status --json` lists all)")
+    for state, label in (("held", "held back"), ("failed", "failed"), ("blocked", "attention")):
+        waiting = [item for item in entry["attention"] if item["state"] == state]
+        note = " (picking has started on an order changed or cancelled in the shop)" if state == "blocked" and waiting else ""
+        lines.append(f"  {label:<10} {entry[state]:,}{note}")
+        lines.extend(f"             {item['order_number']}: {item['message']}" for item in waiting[:10])
+        if len(waiting) > 10:
+            lines.append(f"             … and {len(waiting) - 10} more (`status --json` lists all)")
     return "\n".join(lines)
 
 

@@ -161,7 +161,7 @@ def test_an_order_being_picked_is_never_replaced_or_deleted(database_url: str, s
     assert pushed.exit_code == 1
     assert "2 need a person" in pushed.output
     assert f"{changed}: lines changed in the shop, but picking has started" in pushed.output
-    assert f"{cancelled}: cancelled in the shop, but picking has started" in pushed.output
+    assert f"{cancelled}: now canceled in the shop, but picking has started" in pushed.output
     assert sent(shop, "DELETE") == []
     assert {n: o for n, o in ((o["order_number"], o) for o in shop.bigblock_orders()) if n in copies} == copies
     status = run_cli("status", env=env)
@@ -385,3 +385,53 @@ def test_a_push_while_another_runs_changes_nothing_and_exits_1(tmp_path: Path, s
         second = run_cli("push", "bigblock", env=env)
     assert second.exit_code == 1 and "another push to Big Block is running" in second.output
     assert shop.bigblock_received() == []
+
+
+def test_an_order_shipped_without_big_block_leaves_it_and_a_picked_one_is_done(database_url: str, shop: Sandbox,
+                                                                               tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (shipped_id, shipped), (picked_id, picked) = pickable(shop, 2)
+    shop.bigblock_pick(picked)
+    later = NOW + timedelta(minutes=5)
+    change(shop, shipped_id, later, status="complete")
+    change(shop, picked_id, later, status="complete")
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    assert shipped not in held(shop) and picked in held(shop)  # nobody picks the shipped order twice
+    assert "1 deleted" in pushed.output and "need a person" not in pushed.output
+    assert (records(database_url)[shipped]["state"], records(database_url)[picked]["state"]) == ("deleted", "picked")
+    requests_before = len(shop.bigblock_received())
+    assert run_cli("push", "bigblock", env=env).exit_code == 0
+    assert len(shop.bigblock_received()) == requests_before  # a picked, shipped order is not looked at again
+
+
+def test_records_belong_to_one_big_block(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (changed_id, changed), = pickable(shop, 1)
+    shop.bigblock_pick(changed)
+    change(shop, changed_id, NOW + timedelta(minutes=5), more_of_line=0)
+    assert sync_and_push(env).exit_code == 1  # needs a person
+    with Sandbox(orders=0) as other:  # a test server, say: it holds nothing yet
+        other_env = {**env, "BIGBLOCK_BASE_URL": other.bigblock_url}
+        there = run_cli("push", "bigblock", env=other_env)
+        assert there.exit_code == 0, there.output
+        assert held(other) == expected(shop)
+    back = run_cli("push", "bigblock", env=env)  # the first Big Block again: nothing twice, the picked order still reported
+    assert back.exit_code == 1 and "1 need a person" in back.output
+    assert held(shop).keys() == expected(shop).keys() and sent(shop, "DELETE") == []
+    status = run_cli("status", env=env)
+    assert f"(destination, {shop.bigblock_url}/orders/)" in status.output and "attention  1" in status.output
+
+
+def test_a_wrong_big_block_url_fails_before_anything_is_changed(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (cancelled_id, _), = pickable(shop, 1)
+    change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
+    assert run_cli("sync", env=env).exit_code == 0
+    before = records(database_url)
+    wrong = run_cli("push", "bigblock", env={**env, "BIGBLOCK_BASE_URL": shop.url + "/no-such-api"})
+    assert wrong.exit_code == 1 and "HTTP 404" in wrong.output
+    assert records(database_url) == before

@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from synclet.config import mask_url
 from synclet.errors import ProtocolError, RemoteError
 from synclet.http import HttpClient
 
@@ -23,11 +24,17 @@ class DuplicateOrder(RemoteError):
     """Big Block already has an order with this number (HTTP 400, unique order_number)."""
 
 
+def orders_url(base_url: str) -> str:
+    """The orders endpoint under BIGBLOCK_BASE_URL; with any password masked, it also names which
+    Big Block a push record speaks of."""
+    return mask_url(base_url.rstrip("/") + "/orders/")
+
+
 class BigBlock:
     name = "bigblock"
 
     def __init__(self, base_url: str, api_key: str, http: HttpClient) -> None:
-        self.orders_url = base_url.rstrip("/") + "/orders/"
+        self.orders_url = orders_url(base_url)
         self.http = http
         self.headers = {"API-KEY": api_key, "Accept": "application/json"}
 

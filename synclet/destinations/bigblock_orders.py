@@ -21,6 +21,9 @@ from synclet.errors import ConfigError
 
 SETTING = "BIGBLOCK_LOCATIONS_CSV"
 HEADER = ("sku", "location", "upc")
+#: Sent for a SKU without a location when BIGBLOCK_ALLOW_MISSING_LOCATION allows it: Big Block
+#: refuses a blank location, and a picker should see that this one is unknown.
+MISSING_LOCATION = "NO LOCATION"
 #: The location of a SKU nobody picks (a gift card, a download, a service): its lines stay out of Big Block.
 NOT_PICKED = "-"
 
@@ -39,6 +42,7 @@ class Line:
     sku: str | None
     name: str | None
     quantity: Decimal | None
+    error_code: str | None = None  # e.g. Product.ProductNotFound: the shop no longer has the product
 
 
 class HeldBack(Exception):
@@ -113,7 +117,8 @@ def _item(line: Line, locations: Locations, allow_missing_location: bool) -> dic
     if line.sku and (located := locations.find(line.sku)) is not None and located.location == NOT_PICKED:
         return None
     if not line.sku:
-        raise HeldBack(f"line {line.line_no} has no SKU")
+        gone = f" ({line.error_code}: the product was deleted in the shop; pick this order by hand)" if line.error_code else ""
+        raise HeldBack(f"line {line.line_no} has no SKU{gone}")
     quantity = line.quantity
     if quantity is None or quantity <= 0 or quantity != quantity.to_integral_value():
         raise HeldBack(f"line {line.line_no} ({line.sku}): quantity {quantity} is not a whole number of pieces")
@@ -129,7 +134,7 @@ def _item(line: Line, locations: Locations, allow_missing_location: bool) -> dic
         "UPC": (location.upc if location else None) or line.sku,
         "ordered_quantity": int(quantity),
         "quantity_fulfilled": 0,
-        "warehouse_location": location.location if location else "",
+        "warehouse_location": location.location if location else MISSING_LOCATION,
     }
 
 

@@ -149,8 +149,14 @@ class _Pusher:
         self._listing: dict[str, dict[str, Any]] | None = None
 
     def run(self, found: Sequence[Candidate], stop: threading.Event | None) -> PushResult:
-        to_look_at = [candidate for candidate in found if not self._unchanged(candidate)]
-        self.result.counts["unchanged"] += len(found) - len(to_look_at)
+        to_look_at = []
+        for candidate in found:
+            if self._unchanged(candidate):
+                self.result.counts["unchanged"] += 1
+            elif self._out_of_reach(candidate):
+                self._save(candidate, state="deleted", message=None)  # off the list of what to look at
+            else:
+                to_look_at.append(candidate)
         if to_look_at:
             # One list call first: a wrong URL or key fails here, before its 404s could pass for
             # orders deleted by hand.
@@ -174,6 +180,13 @@ class _Pusher:
         record = candidate.record
         return (record is not None and record.state in ("pushed", "skipped") and record.order_hash == candidate.content_hash
                 and record.basis_hash == self.basis and candidate.status in self.settings.bigblock_statuses)
+
+    def _out_of_reach(self, candidate: Candidate) -> bool:
+        """Left the statuses to pick, and Big Block cannot hold it (held back or failed before any
+        create): there is nothing to take off the floor."""
+        record = candidate.record
+        return (candidate.status not in self.settings.bigblock_statuses and record is not None
+                and not record.may_be_held)
 
     def _number(self, candidate: Candidate) -> str:
         return order_number(candidate.source, candidate.order_number or candidate.external_id,

@@ -435,3 +435,16 @@ def test_a_wrong_big_block_url_fails_before_anything_is_changed(database_url: st
     wrong = run_cli("push", "bigblock", env={**env, "BIGBLOCK_BASE_URL": shop.url + "/no-such-api"})
     assert wrong.exit_code == 1 and "HTTP 404" in wrong.output
     assert records(database_url) == before
+
+
+def test_a_held_order_that_ships_is_settled_without_asking_big_block(tmp_path: Path, shop: Sandbox) -> None:
+    (entity_id, number), = pickable(shop, 1)
+    write_locations(shop, tmp_path / "locations.csv", leave_out=frozenset({shop.store.get(entity_id).lines[0].sku}))
+    env = push_env(shop, f"sqlite:///{tmp_path / 'synclet.db'}", tmp_path)
+    assert sync_and_push(env).exit_code == 1  # held back
+    change(shop, entity_id, NOW + timedelta(minutes=5), status="complete")
+    requests_before = len(shop.bigblock_received())
+    settled = sync_and_push(env)
+    assert settled.exit_code == 0, settled.output
+    assert records(env["DATABASE_URL"])[number]["state"] == "deleted"
+    assert len(shop.bigblock_received()) == requests_before

@@ -68,7 +68,7 @@ def test_memory_latency_and_machine_are_reported(bench_run: tuple[dict[str, Any]
     for entry in result["latency"]:
         assert entry["stored_orders"] > 0 and entry["sequential_over_parallel"] > 0
     machine = result["machine"]
-    assert {"date", "platform", "cpus", "cpu_model", "python", "sqlalchemy", "pymysql", "commit"} <= set(machine)
+    assert {"date", "platform", "cpus", "cpu_model", "python", "sqlalchemy", "pymysql", "commit", "commit_at_end"} <= set(machine)
     assert {f"{kind}_version" for kind in databases} <= set(machine)
 
 

@@ -46,8 +46,17 @@ def machine(makers: Iterable[DatabaseMaker]) -> dict[str, Any]:
         "pymysql": pymysql.__version__,
         **versions,
         "commit": _commit(),
-        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
+        "load_average_at_start": _load_average(),
     }
+
+
+def at_end() -> dict[str, Any]:
+    """What may have changed while the bench ran: other work on the machine, the code in the tree."""
+    return {"commit_at_end": _commit(), "load_average_at_end": _load_average()}
+
+
+def _load_average() -> list[float]:
+    return [round(load, 2) for load in os.getloadavg()]
 
 
 def _cpu_model() -> str | None:
@@ -99,8 +108,9 @@ def render(result: dict[str, Any]) -> str:
     """The plain-text report: machine, one table per measurement, then the targets."""
     m, options = result["machine"], result["options"]
     runs = options["runs"]
+    commit = m["commit"] if m["commit"] == m["commit_at_end"] else f"{m['commit']} (at end {m['commit_at_end']})"
     parts = [
-        f"synclet bench, {m['date']}, commit {m['commit']}: {m['platform']}, {m['cpus']} CPU ({m['cpu_model']}), "
+        f"synclet bench, {m['date']}, commit {commit}: {m['platform']}, {m['cpus']} CPU ({m['cpu_model']}), "
         f"Python {m['python']}; load average {m['load_average_at_start'][0]} at start, "
         f"{m['load_average_at_end'][0]} at end; {result['seconds']:.0f} s in all",
         f"\nBackfill of {options['orders']:,} generated orders (one run; wall time includes process start) and the "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import tempfile
 import time
@@ -12,7 +11,7 @@ from typing import Any
 
 from synclet.bench.databases import DEFAULT_MARIADB_SERVER, DatabaseMaker
 from synclet.bench.measure import Bench, Progress
-from synclet.bench.report import machine, targets
+from synclet.bench.report import at_end, machine, targets
 from synclet.config import SOURCE_NAMES
 
 
@@ -54,7 +53,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
         result["memory"] = dataclasses.asdict(memory)
         latency = bench.latency(primary, list(options.sources), options.latency_orders, options.latency_ms)
         result["latency"] = [dataclasses.asdict(entry) for entry in latency]
-    result["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    result["machine"].update(at_end())
     result["seconds"] = round(time.monotonic() - started, 1)
     result["targets"] = [dataclasses.asdict(target) for target in targets(result)]
     return result

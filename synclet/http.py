@@ -196,7 +196,7 @@ class HttpClient:
             log.warning("%s: the answer is not valid UTF-8; undecodable bytes were read as U+FFFD", where)
             text = response.content.decode("utf-8-sig", "replace")
         try:
-            body = json.loads(text, parse_float=_json_fraction, parse_int=_json_int, parse_constant=Decimal)
+            body = loads(text)
             if _SURROGATE_ESCAPE.search(response.content):  # valid pairs are already one character each
                 body = map_json(body, replace_lone_surrogates)
         except RecursionError:
@@ -205,6 +205,16 @@ class HttpClient:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise ProtocolError(self.mask(f"{where}: answer is not JSON ({kind}) {_snippet(response)}")) from None
         return body
+
+
+def loads(text: str) -> Any:
+    """JSON whose fractions (and ``NaN``, ``Infinity``) are Decimal, parsed at the decoder's full
+    speed; the rare body it cannot take (an integer past Python's digit limit, an exponent no
+    Decimal holds) is parsed again with hooks that keep such numbers, as int or text."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, ArithmeticError):
+        return json.loads(text, parse_float=_json_fraction, parse_int=_json_int, parse_constant=Decimal)
 
 
 def map_json(value: Any, leaf: Callable[[Any], Any]) -> Any:

@@ -139,8 +139,7 @@ def canonical_json(payload: object) -> str:
     Numbers keep their value, not their spelling (``165.0000`` is written ``165.0``): the hash of
     the same payload is the same on every read, which is what the store needs. The text is strict
     JSON: a number no float can hold (``NaN``, ``1E+400``) is written as its text, in quotes."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_number,
-                      allow_nan=False)
+    return _CANONICAL.encode(payload)
 
 
 def content_hash(raw_json: str) -> str:
@@ -153,3 +152,7 @@ def _json_number(value: object) -> float | str:
         number = float(value)
         return number if math.isfinite(number) else str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_number,
+                              allow_nan=False)

@@ -10,6 +10,7 @@ INSERTs): SQLAlchemy's per-row parameter processing would cost more than the dri
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import operator
@@ -29,7 +30,7 @@ from synclet.history import HISTORY
 from synclet.logs import loggable
 from synclet.models import OrderAddress, OrderCredit, OrderItem, RejectedOrder
 from synclet.models import Order as OrderModel
-from synclet.records import Order, Rejected
+from synclet.records import Credit, Item, Order, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +102,50 @@ def unstorable(order: Order) -> str | None:
     or None. Such an order is rejected whole rather than stored altered or failing its page."""
     if len(order.external_id) > ID_LENGTH:
         return f"external_id: {len(order.external_id)} characters, more than the {ID_LENGTH} an identity may have"
-    parts: list[tuple[Table, object, str]] = [(ORDERS, order, "")]
-    parts += [(ITEMS, item, f"line {item.line_no} ") for item in order.items]
-    parts += [(CREDITS, credit, f"credit {credit.external_id} ") for credit in order.credits]
-    for table, record, where in parts:
-        for name, limit in _NUMBER_LIMITS[table.name].items():
-            value = getattr(record, name)
-            if value is not None and not (value.is_finite() and abs(value) < limit):
-                return f"{where}{name}: {value} is beyond what the database stores (|x| < {limit:,})"
-        for name in _DATETIMES.get(table.name, ()):
-            value = getattr(record, name, None)
-            if value is not None and not OLDEST_YEAR <= value.year <= NEWEST_YEAR:
-                return f"{where}{name}: {value.date().isoformat()} is outside the years {OLDEST_YEAR}-{NEWEST_YEAR}"
+    problem = _ORDER_BOUNDS.beyond(order)
+    if problem is not None:
+        return problem
+    for item in order.items:
+        problem = _ITEM_BOUNDS.beyond(item)
+        if problem is not None:
+            return f"line {item.line_no} {problem}"
+    for credit in order.credits:
+        problem = _CREDIT_BOUNDS.beyond(credit)
+        if problem is not None:
+            return f"credit {credit.external_id} {problem}"
     return None
+
+
+class _Bounds:
+    """What a record's columns of ``table`` hold: amounts below their precision, years MariaDB stores."""
+
+    def __init__(self, table: Table, record: type) -> None:
+        present = {f.name for f in dataclasses.fields(record)}
+        self.amounts = tuple(_NUMBER_LIMITS[table.name].items())
+        self._amounts = _reader([name for name, _ in self.amounts])
+        self.times = tuple(name for name in _DATETIMES.get(table.name, ()) if name in present)
+        self._times = _reader(self.times)
+
+    def beyond(self, record: object) -> str | None:
+        for (name, limit), value in zip(self.amounts, self._amounts(record)):
+            if value is not None and not (value.is_finite() and -limit < value < limit):
+                return f"{name}: {value} is beyond what the database stores (|x| < {limit:,})"
+        for name, value in zip(self.times, self._times(record)):
+            if value is not None and not OLDEST_YEAR <= value.year <= NEWEST_YEAR:
+                return f"{name}: {value.date().isoformat()} is outside the years {OLDEST_YEAR}-{NEWEST_YEAR}"
+        return None
+
+
+def _reader(names: Sequence[str]) -> Callable[[object], tuple[Any, ...]]:
+    """The attributes ``names`` of a record, as a tuple whatever their number."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    return lambda record: tuple(getattr(record, name) for name in names)
+
+
+_ORDER_BOUNDS = _Bounds(ORDERS, Order)
+_ITEM_BOUNDS = _Bounds(ITEMS, Item)
+_CREDIT_BOUNDS = _Bounds(CREDITS, Credit)
 
 
 def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:

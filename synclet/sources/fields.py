@@ -46,19 +46,25 @@ class Fields:
 
     def text(self, key: str) -> str | None:
         value = self.data.get(key)
+        if value is None or value.__class__ is str:  # the common case, first
+            return value
         if isinstance(value, (dict, list)):
             raise MappingError(f"{self.name(key)}: expected text, got {type_name(value)}")
-        return value if value is None or isinstance(value, str) else str(value)
+        return value if isinstance(value, str) else str(value)
 
     def decimal(self, key: str) -> Decimal | None:
         """Strings and JSON numbers alike; never via float, so no cent is lost."""
         value = self.data.get(key)
-        if blank(value):
+        kind = value.__class__
+        if kind is Decimal:
+            number: Decimal | None = value
+        elif blank(value):
             return None
-        try:
-            number = Decimal(value) if isinstance(value, (int, Decimal, str)) and not isinstance(value, bool) else None
-        except InvalidOperation:
-            number = None
+        else:
+            try:
+                number = Decimal(value) if isinstance(value, (int, Decimal, str)) and kind is not bool else None
+            except InvalidOperation:
+                number = None
         if number is None or not number.is_finite():
             raise MappingError(f"{self.name(key)}: {quoted(value)} is not a number")
         if number.copy_abs() >= LARGEST_NUMBER:

@@ -41,7 +41,6 @@ ONE_SECOND = timedelta(seconds=1)
 ZERO = Decimal("0")
 #: No amount comes near it, and the arithmetic on amounts stays far from Decimal's overflow.
 ENTITY_ID = re.compile(r"[0-9]{1,20}")
-_UNSTORABLE_JSON = re.compile("NaN|Infinity|[\ud800-\udfff]")
 _REPLACES_KEY = re.compile(r'ReplaceOrderNumber\s+Id="([^"]*)"')
 _ADDRESS_KEYS = {
     "first_name": "FirstName", "last_name": "LastName", "company": "OrganizationName", "phone": "WorkPhone",
@@ -204,10 +203,24 @@ def _storable(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     kept with such numbers as their text (a field that needs one then rejects it by name) and such
     surrogates as U+FFFD; every other payload is used as it is."""
     raw_json = canonical_json(payload)
-    if _UNSTORABLE_JSON.search(raw_json) is None:
+    if not _unstorable_json(raw_json):
         return payload, raw_json
     payload = map_json(payload, _storable_scalar)
     return payload, canonical_json(payload)
+
+
+def _unstorable_json(text: str) -> bool:
+    """Whether ``text`` may hold ``NaN``, ``Infinity`` or a lone surrogate (which UTF-8 cannot
+    encode); a cheap test, as it runs on every payload."""
+    if "NaN" in text or "Infinity" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _storable_scalar(value: Any) -> Any:

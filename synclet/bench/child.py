@@ -43,7 +43,6 @@ class BenchError(RuntimeError):
 class SyncRun:
     seconds: float  # wall, from fork to exit: includes interpreter start and imports
     peak_rss_kib: int
-    stdout: str
 
 
 def child_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -68,4 +67,4 @@ def run_sync(source: str, settings: Mapping[str, str], workdir: Path) -> SyncRun
         seconds, peak_rss_kib, exit_code = report.read_text().split()
     if exit_code != "0":
         raise BenchError(f"sync --source {source} exited {exit_code}: {(errors or output).strip()[-2000:]}")
-    return SyncRun(float(seconds), int(peak_rss_kib), output.strip())
+    return SyncRun(float(seconds), int(peak_rss_kib))

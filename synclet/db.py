@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VERSIONS_FOLDER = PROJECT_ROOT / "migrations" / "versions"
+MIGRATIONS_FOLDER = Path(__file__).resolve().parent / "migrations"  # inside the package: `pip install .` ships it
+VERSIONS_FOLDER = MIGRATIONS_FOLDER / "versions"
 VERSION_TABLE = "alembic_version"
 _REVISION_FIELD = re.compile(r"^(revision|down_revision|branch_labels|depends_on)\s*(?::[^=\n]*)?=\s*(.*?)\s*$", re.MULTILINE)
 _QUOTED = re.compile(r"""^(['"])([^'"\\]+)\1$""")
@@ -79,8 +79,8 @@ def describe_error(error: SQLAlchemyError) -> str:
 def _alembic_config(connection: Connection) -> Config:
     from alembic.config import Config
 
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_FOLDER))
     config.attributes["connection"] = connection
     return config
 
@@ -88,7 +88,7 @@ def _alembic_config(connection: Connection) -> Config:
 def _script() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(str(PROJECT_ROOT / "migrations"))
+    return ScriptDirectory(str(MIGRATIONS_FOLDER))
 
 
 def head_revision() -> str | None:

@@ -209,9 +209,9 @@ class RejectedOrder(Base):
 
 
 class BigBlockPush(Base):
-    """What Big Block holds of one stored order, so a rerun pushes nothing twice.
+    """What a Big Block holds of one stored order, so a rerun pushes nothing twice.
 
-    One row per order pushed (or held back): ``state`` is ``sending`` from just before a create
+    One row per order and Big Block (test and production servers are kept apart): ``state`` is ``sending`` from just before a create
     until its answer is recorded, so an interrupted push is found again rather than duplicated;
     ``picked`` once the order left the statuses to pick after picking had started (nothing more
     to do); ``blocked`` while a change or cancellation waits for a person.
@@ -219,7 +219,7 @@ class BigBlockPush(Base):
 
     __tablename__ = "bigblock_pushes"
     __table_args__ = (
-        UniqueConstraint("order_id"),
+        UniqueConstraint("order_id", "bigblock_url"),
         Index(None, "state"),
         Index(None, "order_number"),
         CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked', 'skipped', 'picked')", name="state"),

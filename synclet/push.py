@@ -46,6 +46,8 @@ from synclet.pushes import Candidate, PushRecord
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "bigblock-push"
+#: Failed orders in a row after which the push stops: Big Block is broken, not one order.
+MAX_FAILURES_IN_A_ROW = 10
 #: Console labels, in the order the summary lists them.
 OUTCOMES = {"created": "created", "replaced": "replaced", "deleted": "deleted", "found": "found in Big Block",
             "unchanged": "unchanged", "skipped": "with nothing to pick", "held": "held back", "blocked": "need a person",
@@ -163,16 +165,22 @@ class _Pusher:
             self.bigblock.check()
         with self.conn.begin():
             lines = pushes.lines(self.conn, [candidate.order_id for candidate in to_look_at])
+        failures_in_a_row = 0
         for candidate in to_look_at:
             if stop is not None and stop.is_set():
                 self.result.stopped = True
                 break
             try:
                 self._one(candidate, lines.get(candidate.order_id, []))
+                failures_in_a_row = 0
             except (AuthError, Interrupted):
                 raise
             except (RemoteError, ProtocolError) as error:
                 self._failed(candidate, str(error))
+                failures_in_a_row += 1
+                if failures_in_a_row == MAX_FAILURES_IN_A_ROW:
+                    raise RemoteError(f"stopped after {failures_in_a_row} orders in a row failed; the last: "
+                                      f"{self.settings.mask(str(error))}") from None
         return self.result
 
     def _unchanged(self, candidate: Candidate) -> bool:

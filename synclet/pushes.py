@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, or_, select
+from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from synclet.destinations.bigblock_orders import Line
@@ -58,14 +58,15 @@ class Candidate:
 def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, sources: Sequence[str] = (),
                since: datetime | None = None) -> list[Candidate]:
     """Orders in a status to pick, and orders Big Block may still hold in any other status (to take
-    off the floor); oldest first, so the warehouse gets orders in the order they came. A record of
-    another Big Block (the URL changed) counts as none: this one may hold nothing of it."""
+    off the floor); oldest first, so the warehouse gets orders in the order they came. Only the
+    records of ``bigblock_url`` count: another Big Block's are its own."""
     status = func.lower(func.coalesce(ORDERS.c.status, ""))
     wanted = or_(status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD))
+    joined = ORDERS.outerjoin(PUSHES, and_(PUSHES.c.order_id == ORDERS.c.id, PUSHES.c.bigblock_url == bigblock_url))
     query = (
         select(ORDERS.c.id, ORDERS.c.source, ORDERS.c.external_id, ORDERS.c.order_number, status, ORDERS.c.content_hash,
                PUSHES.c.id, *(PUSHES.c[name] for name in _RECORD_FIELDS[:-1]))
-        .select_from(ORDERS.outerjoin(PUSHES, PUSHES.c.order_id == ORDERS.c.id))
+        .select_from(joined)
         .where(wanted)
         .order_by(ORDERS.c.order_date, ORDERS.c.id)
     )
@@ -76,8 +77,6 @@ def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, s
     found = []
     for row in conn.execute(query):
         record = PushRecord(*row[7:]) if row[6] is not None else None
-        if record is not None and record.bigblock_url != bigblock_url:
-            record = None
         found.append(Candidate(row[0], row[1], row[2], row[3], row[4], row[5], record))
     return found
 
@@ -109,13 +108,12 @@ def number_owner(conn: Connection, number: str, order_id: int, bigblock_url: str
 
 
 def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
-    """Write the order's push record: ``values`` over what it held before (``bigblock_url`` always
-    given, so a record of another Big Block is overwritten whole)."""
+    """Write the order's push record for one Big Block: ``values`` over what it held before."""
     before = candidate.record
     current = {name: getattr(before, name) if before else None for name in _RECORD_FIELDS[:-1]}
     current.update({k: v for k, v in values.items() if k != "checked_at"})
     row = {"order_id": candidate.order_id, "source": candidate.source, **current, "checked_at": values["checked_at"]}
-    upsert(conn, PUSHES, [row], ("order_id",), ("source", *_RECORD_FIELDS))
+    upsert(conn, PUSHES, [row], ("order_id", "bigblock_url"), ("source", *_RECORD_FIELDS))
     return PushRecord(**current)
 
 
@@ -127,7 +125,8 @@ def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> d
         record = candidate.record
         if record is not None and record.state in ("held", "failed", "blocked"):
             counts[record.state] += 1
-            attention.append({"state": record.state, "order_number": record.order_number, "message": record.message})
+            attention.append({"state": record.state, "source": candidate.source, "order_number": record.order_number,
+                              "message": record.message})
         elif _pending(candidate, statuses):
             counts["pending"] += 1
     counts["pushed"] = conn.execute(

@@ -140,7 +140,7 @@ def render_destination(entry: dict[str, Any]) -> str:
         waiting = [item for item in entry["attention"] if item["state"] == state]
         note = " (picking has started on an order changed or cancelled in the shop)" if state == "blocked" and waiting else ""
         lines.append(f"  {label:<10} {entry[state]:,}{note}")
-        lines.extend(f"             {item['order_number']}: {item['message']}" for item in waiting[:10])
+        lines.extend(f"             {item['source']} {item['order_number']}: {item['message']}" for item in waiting[:10])
         if len(waiting) > 10:
             lines.append(f"             … and {len(waiting) - 10} more (`status --json` lists all)")
     return "\n".join(lines)

@@ -198,7 +198,7 @@ def body_of(env: dict[str, str], number: str) -> dict[str, Any]:
     """The body synclet sends for the stored order ``number``."""
     settings = load_settings(environ=env)
     with db.connect(env["DATABASE_URL"]).connect() as conn:
-        found = next(c for c in candidates(conn, TO_PICK, set()) if c.order_number == number)
+        found = next(c for c in candidates(conn, TO_PICK, "") if c.order_number == number)
         order_lines = lines(conn, [found.order_id])[found.order_id]
     return order_body(number, order_lines, Locations.load(str(settings.bigblock_locations_csv)), False)
 
@@ -409,20 +409,25 @@ def test_an_order_shipped_without_big_block_leaves_it_and_a_picked_one_is_done(d
 def test_records_belong_to_one_big_block(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
     env = push_env(shop, database_url, tmp_path)
     assert sync_and_push(env).exit_code == 0
-    (changed_id, changed), = pickable(shop, 1)
+    (changed_id, changed), (cancelled_id, cancelled) = pickable(shop, 2)
     shop.bigblock_pick(changed)
-    change(shop, changed_id, NOW + timedelta(minutes=5), more_of_line=0)
+    later = NOW + timedelta(minutes=5)
+    change(shop, changed_id, later, more_of_line=0)
     assert sync_and_push(env).exit_code == 1  # needs a person
     with Sandbox(orders=0) as other:  # a test server, say: it holds nothing yet
         other_env = {**env, "BIGBLOCK_BASE_URL": other.bigblock_url}
         there = run_cli("push", "bigblock", env=other_env)
         assert there.exit_code == 0, there.output
         assert held(other) == expected(shop)
-    back = run_cli("push", "bigblock", env=env)  # the first Big Block again: nothing twice, the picked order still reported
-    assert back.exit_code == 1 and "1 need a person" in back.output
-    assert held(shop).keys() == expected(shop).keys() and sent(shop, "DELETE") == []
+        change(shop, cancelled_id, later + timedelta(minutes=1), status="canceled")
+        assert sync_and_push(other_env).exit_code == 0
+        assert held(other) == expected(shop)
+    back = run_cli("push", "bigblock", env=env)  # the first Big Block again: it still holds the cancelled order
+    assert back.exit_code == 1 and "1 deleted" in back.output and "1 need a person" in back.output
+    assert cancelled not in held(shop) and sent(shop, "POST")[-1]["status"] == 201  # no create refused as a duplicate
     status = run_cli("status", env=env)
     assert f"(destination, {shop.bigblock_url}/orders/)" in status.output and "attention  1" in status.output
+    assert f"magento {changed}: lines changed in the shop" in status.output
 
 
 def test_a_wrong_big_block_url_fails_before_anything_is_changed(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
@@ -448,3 +453,26 @@ def test_a_held_order_that_ships_is_settled_without_asking_big_block(tmp_path: P
     assert settled.exit_code == 0, settled.output
     assert records(env["DATABASE_URL"])[number]["state"] == "deleted"
     assert len(shop.bigblock_received()) == requests_before
+
+
+def test_a_server_that_answers_no_orders_is_refused_before_anything_changes(database_url: str, shop: Sandbox,
+                                                                            tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.arm_fault(200, body="[1, 2]")
+    wrong = run_cli("push", "bigblock", env=env)
+    assert wrong.exit_code == 1 and "not a list of Big Block orders" in wrong.output
+    assert records(database_url) == {} and shop.bigblock_orders() == []
+
+
+def test_a_push_stops_when_big_block_fails_every_order(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = push_env(shop, database_url, tmp_path, HTTP_MAX_RETRIES="0")
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.arm_fault(501, times=None, after=1)  # the list answers; every create after it fails
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 1 and "stopped after 10 orders in a row failed" in pushed.output
+    assert [r["state"] for r in records(database_url).values()] == ["failed"] * 10
+    shop.clear_faults()
+    assert run_cli("push", "bigblock", env=env).exit_code == 0
+    assert held(shop) == expected(shop)

@@ -40,13 +40,18 @@ class BigBlock:
 
     def check(self) -> str:
         """One list call: the key is accepted and the API answers in its shape."""
-        body = self._get_json(self.orders_url)
-        if isinstance(body, list):
-            return f"key accepted, {len(body)} orders in Big Block"
-        if isinstance(body, dict) and isinstance(body.get("results"), list):
-            count = body.get("count")
-            return f"key accepted, {count if isinstance(count, int) else 'some'} orders in Big Block"
-        raise ProtocolError(f"GET {self.http.describe(self.orders_url)}: not a list of orders")
+        try:
+            body = self._get_json(self.orders_url)
+        except RemoteError as error:
+            if "HTTP 404" not in str(error):
+                raise
+            raise RemoteError(f"{error}: is BIGBLOCK_BASE_URL right? synclet appends /orders/ to it "
+                              "(e.g. https://www.voodoodevices.com/api)") from None
+        orders = body if isinstance(body, list) else body.get("results") if isinstance(body, dict) else None
+        if not isinstance(orders, list) or not all(isinstance(order, dict) and "id" in order for order in orders):
+            raise ProtocolError(f"GET {self.http.describe(self.orders_url)}: not a list of Big Block orders")
+        count = body.get("count") if isinstance(body, dict) else len(orders)
+        return f"key accepted, {count if isinstance(count, int) else 'some'} orders in Big Block"
 
     def orders(self) -> Iterator[dict[str, Any]]:
         """Every order Big Block holds: a bare array, or DRF pages followed through ``next``."""

@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.CheckConstraint("state IN ('sending', 'pushed', 'held', 'failed', 'deleted', 'blocked', 'skipped', 'picked')", name=op.f('ck_bigblock_pushes_state')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_bigblock_pushes_order_id_orders'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bigblock_pushes')),
-    sa.UniqueConstraint('order_id', name=op.f('uq_bigblock_pushes_order_id')),
+    sa.UniqueConstraint('order_id', 'bigblock_url', name=op.f('uq_bigblock_pushes_order_id_bigblock_url')),
     mysql_charset='utf8mb4',
     mysql_collate='utf8mb4_unicode_ci',
     mysql_engine='InnoDB'

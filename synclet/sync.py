@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import threading
@@ -156,11 +157,21 @@ def sync_source(
 
     ``stop``, when set (by a signal handler), ends the run after the page in flight is committed.
     """
+    settle_long_lived_objects()
     if options.dry_run:
         return _dry_run(engine, source, settings, options, report)
     db.ensure_schema(engine)
     with engine.connect() as conn, SourceLock(conn, source.name):
         return _locked_run(engine, conn, source, settings, options, progress, stop or threading.Event())
+
+
+def settle_long_lived_objects() -> None:
+    """Once per process, move what is alive before the first run (modules, tables, compiled
+    statements: it lives as long as the process) out of the cyclic collector's sight, so neither
+    the collections a run's pages cause nor the interpreter's exit walk it again. That exit walk is
+    a fifth of a quiet run's wall time."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 def _locked_run(

@@ -117,15 +117,18 @@ class HttpClient:
         return max(asked, backoff)
 
     def request(
-        self, method: str, url: str, final: Callable[[requests.Response], bool] | None = None, **kwargs: Any
+        self, method: str, url: str, final: Callable[[requests.Response], bool] | None = None, *,
+        retries: int | None = None, **kwargs: Any
     ) -> requests.Response:
         """Send with retries; return a 2xx/3xx/4xx response, or raise after the last attempt.
 
         ``final`` marks error answers no retry can mend (a store that cannot load one order
-        answers 500 every time): they are returned at once for the caller to handle."""
+        answers 500 every time): they are returned at once for the caller to handle. ``retries``
+        overrides the client's number for this request (0: one attempt, for a request sent on spec)."""
+        attempts = (self.max_retries if retries is None else retries) + 1
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1) | tenacity.stop_after_delay(self.max_total_seconds),
+            stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(self.max_total_seconds),
             wait=self._wait,
             before_sleep=self._log_retry,
             sleep=self._sleep,
@@ -174,9 +177,10 @@ class HttpClient:
         log.log(logging.INFO if throttled else logging.WARNING, "%s; retry %d/%d in %.1fs", self.mask(str(error)),
                 state.attempt_number, self.max_retries, wait)
 
-    def get_json(self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
+                 retries: int | None = None) -> Any:
         """GET and decode JSON (numbers with a fraction become ``Decimal``); raise on non-2xx."""
-        response = self.request("GET", url, params=params, headers=headers)
+        response = self.request("GET", url, params=params, headers=headers, retries=retries)
         return self.decode(response)
 
     def decode(self, response: requests.Response) -> Any:

@@ -4,14 +4,24 @@ The API's quirks shape this module: errors come back as HTTP 200 ``{"Error": ...
 pages is the bare JSON string ``""``, filters are strict ``>`` at one-second resolution, pages are
 unsorted offsets, money arrives as strings, and an order without addresses is a ``""`` entry.
 Parsing is pure (``parse_page``, ``parse_order``) so it is tested on recorded shapes without I/O.
+
+Page numbers are known in advance: once a walk has shown it is long (``READ_AHEAD_AFTER_PAGES`` full
+pages), the ``FETCH_AHEAD_PAGES`` pages after the one the caller needs next are asked for before it
+is back. Those requests are sent once each: the answers come out in page order, and a page whose
+early request failed is asked again in its turn, with the usual retries, so a failure surfaces at
+the same page as without them. A walk past its last page wastes those few requests, which a short
+walk (an hourly incremental run) never pays.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
@@ -38,6 +48,7 @@ SOURCE = "magento"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CHECK_SINCE = "2000-01-01 00:00:00"  # earlier than any store, so the check finds an order if one exists
 ONE_SECOND = timedelta(seconds=1)
+READ_AHEAD_AFTER_PAGES = 5  # full pages read one at a time before the next ones are asked for early
 ZERO = Decimal("0")
 #: No amount comes near it, and the arithmetic on amounts stays far from Decimal's overflow.
 ENTITY_ID = re.compile(r"[0-9]{1,20}")
@@ -55,17 +66,19 @@ class OneSaasSource:
     name: ClassVar[str] = SOURCE
     ordered_by_update: ClassVar[bool] = False
 
-    def __init__(self, http: HttpClient, base_url: str, access_key: str, page_size: int = 50) -> None:
+    def __init__(self, http: HttpClient, base_url: str, access_key: str, page_size: int = 50, ahead: int = 0) -> None:
         self.http = http
         self.base_url = base_url
         self.access_key = access_key
         self.page_size = page_size
+        self.ahead = ahead
 
     @classmethod
     def from_settings(cls, settings: Settings, http: HttpClient) -> OneSaasSource:
         if not settings.magento_base_url or not settings.magento_access_key:
             raise ConfigError("MAGENTO_BASE_URL, MAGENTO_ACCESS_KEY: both are required for source magento")
-        return cls(http, settings.magento_base_url, settings.magento_access_key, settings.magento_page_size)
+        return cls(http, settings.magento_base_url, settings.magento_access_key, settings.magento_page_size,
+                   settings.fetch_ahead_pages)
 
     def check(self) -> str:
         """One smallest page: proves the URL is OneSaas and the key is accepted."""
@@ -84,25 +97,48 @@ class OneSaasSource:
         if window.updated_after is not None:
             params["LastUpdatedTime"] = (window.updated_after - ONE_SECOND).strftime(TIME_FORMAT)
         previous: set[str] = set()  # only the last page: memory must not grow with the run
-        for number in itertools.count():
-            body = self._get({**params, "Page": number})
-            if body == "":
-                return
-            page = parse_page(body, number, self.name)
-            ids = {o.external_id for o in page.orders} | {r.external_id for r in page.rejected if r.external_id}
-            if ids and ids <= previous:
-                log.warning("%s: page %d repeats the page before it; stopping", self.name, number)
-                return
-            previous = ids
-            yield page
-            if len(body["Orders"]) < self.page_size:
-                return
+        with contextlib.closing(self._bodies(params)) as bodies:
+            for number, body in bodies:
+                if body == "":
+                    return
+                page = parse_page(body, number, self.name)
+                ids = {o.external_id for o in page.orders} | {r.external_id for r in page.rejected if r.external_id}
+                if ids and ids <= previous:
+                    log.warning("%s: page %d repeats the page before it; stopping", self.name, number)
+                    return
+                previous = ids
+                yield page
+                if len(body["Orders"]) < self.page_size:
+                    return
 
     def parse(self, payload: Mapping[str, Any]) -> Order:
         return parse_order(payload, self.name)
 
-    def _get(self, params: Mapping[str, Any]) -> Any:
-        return self.http.get_json(self.base_url, params={"AccessKey": self.access_key, **params})
+    def _bodies(self, params: Mapping[str, Any]) -> Iterator[tuple[int, Any]]:
+        """(page number, body) from page 0 on, in order, for as long as the caller asks: one page at a
+        time for the first ``READ_AHEAD_AFTER_PAGES`` (for ever without ``ahead``), then with the
+        page the caller needs next, the ``ahead`` pages after it in flight too."""
+        numbers = itertools.count()
+        for number in itertools.islice(numbers, READ_AHEAD_AFTER_PAGES if self.ahead else None):
+            yield number, self._get({**params, "Page": number})
+        with ThreadPoolExecutor(self.ahead + 1, thread_name_prefix="onesaas") as pool:
+            flying: deque[tuple[int, Future[Any]]] = deque()
+            try:
+                while True:
+                    flying.extend((n, pool.submit(self._get, {**params, "Page": n}, 0))
+                                  for n in itertools.islice(numbers, self.ahead + 1 - len(flying)))
+                    number, early = flying.popleft()
+                    try:
+                        body = early.result()
+                    except Exception:  # noqa: BLE001 - asked again, in turn, with retries: its own error if it lasts
+                        body = self._get({**params, "Page": number})
+                    yield number, body
+            finally:
+                for _, early in flying:
+                    early.cancel()
+
+    def _get(self, params: Mapping[str, Any], retries: int | None = None) -> Any:
+        return self.http.get_json(self.base_url, params={"AccessKey": self.access_key, **params}, retries=retries)
 
 
 def parse_page(body: object, number: int, source: str = SOURCE) -> Page:

@@ -269,6 +269,30 @@ def test_an_order_rejected_on_one_page_and_stored_on_a_later_one_leaves_no_rejec
     assert stored_ids(database_url) == {"1", "2", "7"}
 
 
+# --- OneSaas: pages asked for early ------------------------------------------------------------
+
+
+def test_a_long_onesaas_walk_asks_ahead_and_stores_exactly_the_truth(database_url: str, shop: Sandbox) -> None:
+    env = env_for(shop, database_url, MAGENTO_PAGE_SIZE="10", FETCH_AHEAD_PAGES="2")
+    assert run_cli("sync", env=env).exit_code == 0
+    run = runs_of(database_url, "magento")[-1]
+    needed = run["pages"] + (1 if len(shop.truth()) % 10 == 0 else 0)  # a last full page is followed by ""
+    assert needed <= shop.stats()["requests"] <= needed + 3  # at most FETCH_AHEAD_PAGES + 1 past the end
+    assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_an_early_request_that_fails_is_asked_again_in_its_turn(tmp_path, shop: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = env_for(shop, database_url, MAGENTO_PAGE_SIZE="10", FETCH_AHEAD_PAGES="2")
+    # Requests 1-5 are pages 0-4, one at a time; 6-8 the three asked for at once; the 8th fails, and
+    # the 9th: an early one, or the 8th's page asked again, which then has its retry.
+    shop.arm_fault(status=503, times=2, after=7)
+    result = run_cli("sync", env=env)
+    assert result.exit_code == 0, result.output
+    assert shop.stats()["faults_served"] == 2
+    assert differences(db.connect(database_url), shop.truth()) == []
+
+
 # --- Magento REST: parallel pages ---------------------------------------------------------------
 
 REST = "magento-rest"

@@ -177,63 +177,72 @@ class MagentoRestSource:
         fresh = keyset.take(items)
         if not fresh:
             return False
-        yield fresh, None
-        if len(items) < size or (total is not None and total <= size):
-            return True
-        if total is None or total < PARALLEL_MIN_ORDERS:
-            return False
-        newest = self._newest_second("orders", keyset.filters() + filters)
-        if newest is None:
-            return False
-        bound = newest - 1  # every later update lands after it: the range can only lose orders
-        while keyset.position <= bound:
-            outcome = yield from self._snapshot(filters, keyset, bound, by_update)
-            if outcome != _CHANGED:
-                break
+        more = len(items) >= size and not (total is not None and total <= size)
+        if not more or total is None or total < PARALLEL_MIN_ORDERS:
+            yield fresh, None
+            return not more
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="magento-rest") as pool:
+            memos = pool.submit(self._credit_memos, [_whole(order, "entity_id") for order in fresh])
+            # while the first page's memos come: where the snapshot ends, and what it holds
+            newest = self._newest_second("orders", keyset.filters() + filters)
+            bound = None if newest is None else newest - 1  # later updates land after it: the range only loses orders
+            ranged = [] if bound is None else keyset.filters() + filters + [(UPDATED.field, "lteq", UPDATED.text(bound))]
+            count = self._count(ranged, by_update) if bound is not None and keyset.position <= bound else None
+            yield fresh, memos.result()
+            stalled = 0  # snapshots in a row that changed before a page of them was read
+            while count is not None and bound is not None:
+                at = (keyset.position, len(keyset.seen))
+                outcome = yield from self._snapshot(pool, ranged, keyset, by_update, count)
+                stalled = stalled + 1 if at == (keyset.position, len(keyset.seen)) else 0
+                if outcome != _CHANGED or keyset.position > bound or stalled > 2:
+                    break
+                ranged = keyset.filters() + filters + [(UPDATED.field, "lteq", UPDATED.text(bound))]
+                count = self._count(ranged, by_update)
         return False
 
-    def _snapshot(self, filters: list[Filter], keyset: _Keyset, bound: int,
-                  sort: list[str]) -> Iterator[tuple[list[Any], list[dict[str, Any]] | None]]:
-        """Every page of the orders from the keyset's position to ``bound``, up to ``concurrency`` in
-        flight, each with its memos, in order. Returns ``_DONE`` when all were read, ``_CHANGED`` when
-        the range lost (or gained) an order after some were read, ``_STOPPED`` when the keyset walk
-        must go on from here."""
-        size = self.page_size
-        ranged = keyset.filters() + filters + [(UPDATED.field, "lteq", UPDATED.text(bound))]
+    def _count(self, filters: list[Filter], sort: list[str]) -> int | None:
+        """How many orders match ``filters`` (one order is loaded to learn it); None if unknown."""
         try:
-            total = self._search("orders", ranged, sort, 1)[1]  # the count every page must report
+            return self._search("orders", filters, sort, 1)[1]
         except _ProductMissing:
-            return _STOPPED
-        if total is None or total <= size:
+            return None
+
+    def _snapshot(self, pool: ThreadPoolExecutor, ranged: list[Filter], keyset: _Keyset, sort: list[str],
+                  total: int) -> Iterator[tuple[list[Any], list[dict[str, Any]] | None]]:
+        """Every page of the orders ``ranged`` selects (``total`` of them when counted, before any
+        page was asked for), up to ``concurrency`` in flight, each with its memos, in order. Returns
+        ``_DONE`` when all were read, ``_CHANGED`` when the range lost (or gained) an order,
+        ``_STOPPED`` when the keyset walk must go on from here."""
+        size = self.page_size
+        if total <= size:
             return _STOPPED  # one page: the keyset walk reads it as fast
         last = -(-total // size)
-        read_some = False
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="magento-rest") as pool:
-            numbers = iter(range(1, last + 1))
-            flying: deque[tuple[int, Future[_OffsetPage | None]]] = deque()
+        numbers = iter(range(1, last + 1))
+        flying: deque[tuple[int, Future[_OffsetPage | None]]] = deque()
 
-            def ask(count: int) -> None:
-                flying.extend((n, pool.submit(self._offset_page, ranged, sort, size, n)) for n in itertools.islice(numbers, count))
+        def ask(count: int) -> None:
+            flying.extend((n, pool.submit(self._offset_page, ranged, sort, size, n)) for n in itertools.islice(numbers, count))
 
-            ask(self.concurrency)
-            try:
-                while flying:
-                    number, future = flying.popleft()
-                    answer = future.result()
-                    expected = size if number < last else total - size * (last - 1)
-                    if answer is None:  # an order that cannot be loaded: the keyset walk narrows to it
-                        return _STOPPED
-                    if answer.total != total or len(answer.items) != expected:
-                        return _CHANGED if read_some else _STOPPED
-                    fresh = keyset.take(answer.items)
-                    if fresh:
-                        read_some = True
-                        wanted = {_whole(order, "entity_id") for order in fresh}
-                        yield fresh, [memo for memo in answer.memos if memo.get("order_id") in wanted]
-                    ask(1)
-            finally:
-                for _, future in flying:
-                    future.cancel()
+        ask(self.concurrency)
+        try:
+            while flying:
+                number, future = flying.popleft()
+                answer = future.result()
+                expected = size if number < last else total - size * (last - 1)
+                if answer is None:  # an order that cannot be loaded: the keyset walk narrows to it
+                    return _STOPPED
+                if answer.total != total:
+                    return _CHANGED
+                if len(answer.items) != expected:
+                    return _STOPPED  # a store that pages otherwise than it counts: no offsets then
+                fresh = keyset.take(answer.items)
+                if fresh:
+                    wanted = {_whole(order, "entity_id") for order in fresh}
+                    yield fresh, [memo for memo in answer.memos if memo.get("order_id") in wanted]
+                ask(1)
+        finally:
+            for _, future in flying:
+                future.cancel()
         return _DONE
 
     def _offset_page(self, filters: list[Filter], sort: list[str], size: int, number: int) -> _OffsetPage | None:

@@ -157,7 +157,7 @@ def sync_source(
 
     ``stop``, when set (by a signal handler), ends the run after the page in flight is committed.
     """
-    settle_long_lived_objects()
+    _settle_long_lived_objects()
     if options.dry_run:
         return _dry_run(engine, source, settings, options, report)
     db.ensure_schema(engine)
@@ -165,7 +165,7 @@ def sync_source(
         return _locked_run(engine, conn, source, settings, options, progress, stop or threading.Event())
 
 
-def settle_long_lived_objects() -> None:
+def _settle_long_lived_objects() -> None:
     """Once per process, move what is alive before the first run (modules, tables, compiled
     statements: it lives as long as the process) out of the cyclic collector's sight, so neither
     the collections a run's pages cause nor the interpreter's exit walk it again. That exit walk is

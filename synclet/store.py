@@ -313,6 +313,17 @@ class _Bulk:
             conn.exec_driver_sql(self.sql, [get(row) for row in rows])  # type: ignore[arg-type]
 
 
+def _unbounded_text(column: Any) -> bool:
+    return isinstance(column.type, String) and column.type.length is None
+
+
+def _utf8(value: Any) -> Any:
+    """Text as its UTF-8 bytes, which PyMySQL sends as a hex literal that MariaDB stores as the same
+    text: PyMySQL escapes text in Python a character at a time, and a page's JSON payloads are
+    most of its bytes. (Text a UTF-8 column cannot hold fails here as it would in PyMySQL.)"""
+    return value.encode("utf-8") if value.__class__ is str else value
+
+
 _COMPILED: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...], tuple[str, ...]], _Bulk]] = weakref.WeakKeyDictionary()
 
 
@@ -331,6 +342,9 @@ def _bulk(conn: Connection, table: Table, columns: tuple[str, ...], keys: Sequen
             raise AssertionError(f"bulk {table.name}: the statement binds {sorted(done.binds)}, not its columns")
         processors = tuple((column.name, process) for column in table.columns if column.name in columns
                            if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        if dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql":
+            processors += tuple((column.name, _utf8) for column in table.columns
+                                if column.name in columns and _unbounded_text(column))
         order = tuple(done.positiontup) if done.positional and done.positiontup is not None else None
         compiled[key] = _Bulk(str(done), order, processors)
     return compiled[key]

@@ -182,6 +182,22 @@ def test_a_page_writes_through_two_engines_of_one_database_alike(database_url: s
         assert conn.execute(select(store.ORDERS.c.status).order_by(store.ORDERS.c.external_id)).scalars().all() == ["complete", "pending"]
 
 
+def test_payloads_and_notes_come_back_character_for_character(database_url: str) -> None:
+    """Long text reaches MariaDB as UTF-8 bytes: every character must come back as it went."""
+    text = "quote ' \" back \\ slash \x00 nul \n\r\x1a 😀👍🏽 Ω é " + "x" * 5000
+    order = make_order("1", note=text)
+    order = dataclasses.replace(order, raw_json=canonical_json({"note": text, "Id": "1"}))
+    order.credits[0] = dataclasses.replace(order.credits[0], raw_json=text)
+    engine = db.connect(database_url)
+    db.ensure_schema(engine)
+    with engine.begin() as conn:
+        store.save_page(conn, "magento", [order], NOW)
+    with engine.connect() as conn:
+        notes, raw_json = conn.execute(select(store.ORDERS.c.notes, store.ORDERS.c.raw_json)).one()
+        credit = conn.execute(select(store.CREDITS.c.raw_json)).scalar()
+    assert (notes, raw_json, credit) == (text, order.raw_json, text)
+
+
 def test_identities_differing_only_in_case_are_two_orders(database_url: str) -> None:
     engine = db.connect(database_url)
     db.ensure_schema(engine)

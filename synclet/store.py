@@ -392,6 +392,19 @@ def count_rejects(conn: Connection, source: str) -> int:
     return conn.execute(select(func.count()).select_from(REJECTS).where(REJECTS.c.source == source)).scalar() or 0
 
 
+def stored_credit_versions(conn: Connection, source: str, external_ids: Sequence[str]) -> dict[str, datetime | None]:
+    """credit external_id -> source_updated_at of the stored credits of ``source``'s orders among ``external_ids``."""
+    found: dict[str, datetime | None] = {}
+    for chunk in _chunks(list(external_ids)):
+        rows = conn.execute(
+            select(CREDITS.c.external_id, CREDITS.c.source_updated_at)
+            .join(ORDERS, CREDITS.c.order_id == ORDERS.c.id)
+            .where(ORDERS.c.source == source, CREDITS.c.external_id.in_(chunk))
+        )
+        found.update((key, updated) for key, updated in rows)
+    return found
+
+
 def stored_updated_at(conn: Connection, source: str, external_ids: Sequence[str]) -> dict[str, datetime]:
     """external_id -> source_updated_at of the stored orders among ``external_ids``."""
     return {key: row[0] for key, row in _stored(conn, source, external_ids, ORDERS.c.source_updated_at).items()}

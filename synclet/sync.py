@@ -197,7 +197,8 @@ def _locked_run(
                      quiet=source.name in options.quiet_if_idle)
     try:
         rejects_kept = _retry_rejects(conn, source, history_id, result, run_log)
-        window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name))
+        window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name),
+                                     stored_credits=_credits_reader(engine, source.name))
         with read_ahead(source.pages(window), settings.fetch_ahead_pages) as pages:
             for page in pages:
                 _commit_page(conn, source.name, page, history_id, result, run_log, rejects_kept)
@@ -229,6 +230,16 @@ def _versions_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], M
             return store.stored_updated_at(reader, source, external_ids)
 
     return stored_versions
+
+
+def _credits_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], Mapping[str, datetime | None]]:
+    """Like ``_versions_reader``, for credit memos."""
+
+    def stored_credits(external_ids: Sequence[str]) -> Mapping[str, datetime | None]:
+        with engine.connect() as reader:
+            return store.stored_credit_versions(reader, source, external_ids)
+
+    return stored_credits
 
 
 def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult, run_log: RunLog) -> bool:

@@ -203,3 +203,19 @@ def test_an_unloadable_order_costs_no_retries(database_url: str, shop: Sandbox) 
     result = run_cli("sync", env=env)  # with retries each narrowing step would wait minutes
     assert result.exit_code == 1 and "1 order(s) rejected" in result.output
     assert "retry" not in Path("synclet.log").read_text()
+
+
+def test_an_incremental_run_fetches_no_order_for_memos_already_stored_at_their_version(database_url: str,
+                                                                                        shop: Sandbox) -> None:
+    env = rest_env(shop, database_url, SYNC_OVERLAP_SECONDS="86400")  # the window reaches back over many memos
+    assert run_cli("sync", env=env).exit_code == 0
+    served = shop.stats()["requests"]
+    assert run_cli("sync", env=env).exit_code == 0
+    asked = [asked_for(r) for r in shop.stats()["recent"][served - shop.stats()["requests"]:]]
+    assert not any(request.startswith("orders by entity_id, created_at, entity_id") for request in asked)
+    shop.store.credit_bumps_order = False  # a memo that leaves its order's updated_at alone
+    cursor = runs_of(database_url, SOURCE)[-1]["cursor"]
+    credited = credit_one_of(shop, [o.entity_id for o in shop.store.orders][:60], cursor + timedelta(seconds=1))
+    assert run_cli("sync", env=env).exit_code == 0
+    assert mismatches(database_url, shop) == []
+    assert runs_of(database_url, SOURCE)[-1]["orders_updated"] >= 1 and credited

@@ -28,6 +28,9 @@ class Window:
     #: The stored ``updated_at`` of the given external ids: a source that lists ids before it
     #: fetches each order skips the ones the database already holds at that version.
     stored_versions: Callable[[Sequence[str]], Mapping[str, datetime]] | None = None
+    #: The stored ``updated_at`` of the given credit memos (by their external id): a source that
+    #: lists changed memos before it fetches their orders skips the memos held at that version.
+    stored_credits: Callable[[Sequence[str]], Mapping[str, datetime]] | None = None
 
 
 class Source(Protocol):

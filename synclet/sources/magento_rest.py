@@ -117,21 +117,25 @@ class MagentoRestSource:
         read: dict[int, int | None] = {}  # memo entity_id -> the updated_at second this run read it at
         start = window.updated_after or window.created_after
         if window.updated_after is not None:
-            yield from self._credited(start, created, read, numbers)
+            yield from self._credited(start, created, read, numbers, window.stored_credits)
         for batch, memos in self._by_update(created, _Keyset(UPDATED, _seconds(start))):
             yield self._page(next(numbers), batch, read, memos=memos)
-        yield from self._credited(start, created, read, numbers)
+        yield from self._credited(start, created, read, numbers, window.stored_credits)
 
     def parse(self, payload: Mapping[str, Any]) -> Order:
         return parse_stored(payload, self.name)
 
-    def _credited(self, since: datetime, created: list[Filter], read: dict[int, int | None],
-                  numbers: Iterator[int]) -> Iterator[Page]:
-        """The orders (in the window) of the memos updated since ``since`` that this run has not read
-        at that version, with all their memos. Memos already read cost one list request, not an order."""
+    def _credited(self, since: datetime, created: list[Filter], read: dict[int, int | None], numbers: Iterator[int],
+                  stored: Callable[[Sequence[str]], Mapping[str, datetime | None]] | None = None) -> Iterator[Page]:
+        """The orders (in the window) of the memos updated since ``since`` that neither this run has
+        read nor the database holds at that version, with all their memos. Memos already read or
+        stored cost one list request, not an order."""
         for memos in self._walk("creditmemos", [], _Keyset(UPDATED, _seconds(since))):
             fresh = [memo for memo in memos if read.get(_whole(memo, "entity_id"), -1) != _updated_second(memo)]
             read.update(_memo_version(memo) for memo in fresh)  # settled even if the order is outside the window
+            if fresh and stored is not None:
+                held = stored([str(_whole(memo, "entity_id")) for memo in fresh])
+                fresh = [memo for memo in fresh if _stored_second(held, memo) != _updated_second(memo)]
             order_ids = sorted({_whole(memo, "order_id") for memo in fresh})
             if order_ids:
                 by_id = [("entity_id", "in", ",".join(map(str, order_ids)))]
@@ -539,6 +543,12 @@ def _updated_second(entry: Mapping[str, Any]) -> int:
     if moment is None:
         raise ProtocolError("list answer: an entry without updated_at")
     return _seconds(moment)
+
+
+def _stored_second(held: Mapping[str, datetime | None], memo: Mapping[str, Any]) -> int | None:
+    """The update second at which the database holds ``memo``; None if it holds it at none."""
+    moment = held.get(str(_whole(memo, "entity_id")))
+    return None if moment is None else _seconds(moment)
 
 
 def _memo_version(memo: Mapping[str, Any]) -> tuple[int, int | None]:

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from synclet import db, store
 from synclet.config import Settings, load_settings
 from synclet.history import RunCounts
+from synclet.errors import RemoteError
 from synclet.http import HttpClient
 from synclet.records import Order, Page, Rejected
 from synclet.sandbox import Sandbox
@@ -404,3 +405,22 @@ def test_a_sync_into_a_current_schema_does_not_load_alembic(tmp_path) -> None:  
               "print(db.schema_state(engine)[0], 'alembic' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["current", "False"], done.stderr
+
+
+def test_a_failure_while_bounding_the_snapshot_comes_after_the_first_page(rest_shop: Sandbox) -> None:
+    http = HttpClient(timeout=10, max_retries=0)
+    source = MagentoRestSource(http, rest_shop.rest_url, rest_shop.rest_token, page_size=40, concurrency=4)
+
+    def unreachable(path: str, filters: Any) -> int | None:
+        raise RemoteError("GET orders: HTTP 503 (gave up after 1 attempt)")
+
+    source._newest_second = unreachable  # type: ignore[method-assign]
+    pages = source.pages(Window(created_after=datetime(2000, 1, 1)))
+    try:
+        first = next(pages)
+        assert len(first.orders) == 40 and first.advances_cursor
+        with pytest.raises(RemoteError, match="HTTP 503"):
+            next(pages)
+    finally:
+        pages.close()
+        http.close()

@@ -187,11 +187,14 @@ class MagentoRestSource:
             return not more
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="magento-rest") as pool:
             memos = pool.submit(self._credit_memos, [_whole(order, "entity_id") for order in fresh])
-            # while the first page's memos come: where the snapshot ends, and what it holds
-            newest = self._newest_second("orders", keyset.filters() + filters)
-            bound = None if newest is None else newest - 1  # later updates land after it: the range only loses orders
-            ranged = [] if bound is None else keyset.filters() + filters + [(UPDATED.field, "lteq", UPDATED.text(bound))]
-            count = self._count(ranged, by_update) if bound is not None and keyset.position <= bound else None
+            try:  # while the first page's memos come: where the snapshot ends, and what it holds
+                newest = self._newest_second("orders", keyset.filters() + filters)
+                bound = None if newest is None else newest - 1  # later updates land after it: the range only loses orders
+                ranged = [] if bound is None else keyset.filters() + filters + [(UPDATED.field, "lteq", UPDATED.text(bound))]
+                count = self._count(ranged, by_update) if bound is not None and keyset.position <= bound else None
+            except Exception:
+                yield fresh, memos.result()  # the page read before the failure is written first
+                raise
             yield fresh, memos.result()
             stalled = 0  # snapshots in a row that changed before a page of them was read
             while count is not None and bound is not None:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from synclet.destinations.bigblock_orders import Line
 from synclet.models import BigBlockPush
-from synclet.store import ITEMS, ORDERS, _chunks, upsert
+from synclet.store import ITEMS, ORDERS, chunks, upsert
 
 PUSHES: Table = BigBlockPush.__table__  # type: ignore[assignment]
 #: States in which Big Block may hold a copy of the order (``sending``: a create whose answer was lost).
@@ -84,7 +84,7 @@ def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, s
 def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:
     """order id -> its lines in line order, read in bulk."""
     found: dict[int, list[Line]] = defaultdict(list)
-    for chunk in _chunks(list(order_ids)):
+    for chunk in chunks(list(order_ids)):
         rows = conn.execute(
             select(ITEMS.c.order_id, ITEMS.c.line_no, ITEMS.c.sku, ITEMS.c.name, ITEMS.c.quantity, ITEMS.c.error_code)
             .where(ITEMS.c.order_id.in_(chunk))

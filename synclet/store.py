@@ -148,7 +148,7 @@ _ITEM_BOUNDS = _Bounds(ITEMS, Item)
 _CREDIT_BOUNDS = _Bounds(CREDITS, Credit)
 
 
-def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -156,7 +156,7 @@ def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[An
 def _stored(conn: Connection, source: str, external_ids: Sequence[str], *columns: Any) -> dict[str, Any]:
     """external_id -> the row of ``columns`` of each stored order of ``source`` among ``external_ids``."""
     found: dict[str, Any] = {}
-    for chunk in _chunks(list(external_ids)):
+    for chunk in chunks(list(external_ids)):
         rows = conn.execute(
             select(ORDERS.c.external_id, *columns).where(ORDERS.c.source == source, ORDERS.c.external_id.in_(chunk))
         )
@@ -228,7 +228,7 @@ def save_page(conn: Connection, source: str, orders: Sequence[Order], now: datet
     ids.update((k, v[0]) for k, v in stored_hashes(conn, source, [o.external_id for o in outcome.added]).items())
     replaced = [ids[order.external_id] for order in outcome.updated]
     for table in (ITEMS, ADDRESSES, CREDITS):
-        for chunk in _chunks(replaced):
+        for chunk in chunks(replaced):
             conn.execute(delete(table).where(table.c.order_id.in_(chunk)))
     _insert_children(conn, changed, ids)
     return outcome
@@ -395,7 +395,7 @@ def count_rejects(conn: Connection, source: str) -> int:
 def stored_credit_versions(conn: Connection, source: str, external_ids: Sequence[str]) -> dict[str, datetime | None]:
     """credit external_id -> source_updated_at of the stored credits of ``source``'s orders among ``external_ids``."""
     found: dict[str, datetime | None] = {}
-    for chunk in _chunks(list(external_ids)):
+    for chunk in chunks(list(external_ids)):
         rows = conn.execute(
             select(CREDITS.c.external_id, CREDITS.c.source_updated_at)
             .join(ORDERS, CREDITS.c.order_id == ORDERS.c.id)
@@ -412,7 +412,7 @@ def stored_updated_at(conn: Connection, source: str, external_ids: Sequence[str]
 
 def forget_rejects(conn: Connection, source: str, external_ids: Sequence[str]) -> None:
     """Drop rejects superseded by an order of the same id that has now been stored."""
-    for chunk in _chunks(list(external_ids)):
+    for chunk in chunks(list(external_ids)):
         conn.execute(delete(REJECTS).where(REJECTS.c.source == source, REJECTS.c.reject_key.in_(chunk)))
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -497,7 +496,7 @@ def summary(result: RunResult) -> str:
 def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOptions, report: Callable[[str], None]) -> RunResult:
     """Fetch and map as a real run would, compare with what is stored, write nothing."""
     started = time.monotonic()
-    state = db.schema_state(engine)[0] if _database_exists(engine) else "empty"
+    state = db.schema_state(engine)[0] if db.database_exists(engine) else "empty"
     with engine.connect() if state == "current" else contextlib.nullcontext() as stored_conn:
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
@@ -522,11 +521,6 @@ def _report_dry_page(stored_conn: Connection | None, source: Source, page: Page,
     for rejected in page.rejected:
         report(f"[dry-run] would reject: {source.name} {rejected.order_number or rejected.external_id}: {rejected.error}")
     result.counts = _advance(result.counts, page, outcome)
-
-
-def _database_exists(engine: Engine) -> bool:
-    """False for an SQLite file that is not there yet: a dry run must not create it by looking."""
-    return engine.dialect.name != "sqlite" or Path(engine.url.database or "").exists()
 
 
 def _describe(window: Window) -> str:

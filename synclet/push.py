@@ -7,7 +7,7 @@ so nobody picks it twice. An order on which picking has started (``quantity_fulf
 never replaced or deleted: a change or a cancellation is reported for a person, while a shipped
 one is simply done. Each answer is committed at once, and a ``sending`` record is committed before
 each create, so a push killed at any point is finished by the next one without creating anything
-twice. Records belong to one Big Block URL: pointed at another, synclet starts afresh there.
+twice. Records are kept per Big Block URL, so a test server and the real one never mix.
 """
 from __future__ import annotations
 

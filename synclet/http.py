@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -63,6 +65,22 @@ def retry_after_seconds(response: requests.Response | None, now: datetime | None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+#: Every session of this process: a forked child (a reader of pages ahead) must not send its
+#: requests over its parent's pooled connections, whose sockets the two would then share.
+_SESSIONS: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+
+
+def _forget_pooled_connections() -> None:
+    """In a forked child: close the child's copies of the pooled sockets (the parent's stay open,
+    untouched), so each session opens connections of its own."""
+    for session in list(_SESSIONS):
+        session.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pooled_connections)
+
+
 class HttpClient:
     """A ``requests.Session`` with synclet's policy; one per run, shared by a run's calls."""
 
@@ -83,6 +101,7 @@ class HttpClient:
         self.backoff = tenacity.wait_exponential(multiplier=backoff_seconds, max=60.0) + tenacity.wait_random(0, backoff_seconds)
         self.max_total_seconds = max_total_seconds
         self.session = session or requests.Session()
+        _SESSIONS.add(self.session)
         self.session.headers["User-Agent"] = f"synclet/{__version__}"
         if session is None and connections > POOL_CONNECTIONS:
             # Parallel requests beyond the default pool would each open (and drop) a connection.

@@ -22,6 +22,24 @@ from synclet.errors import LockHeld
 
 SCHEMA_LOCK_SECONDS = 60.0
 _FILE_LOCK_POLL_SECONDS = 0.05
+#: Descriptors holding a lock file. ``flock`` belongs to the open file, which a forked child shares:
+#: the child's copy would keep the lock alive after this process died, so the child lets go of it.
+_HELD_FILES: set[int] = set()
+
+
+def _let_go_of_lock_files() -> None:
+    """In a forked child: point its copies of the lock files' descriptors at /dev/null. The parent
+    keeps its locks, and the numbers stay taken, so nothing the child opens is mistaken for one."""
+    if not _HELD_FILES:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in _HELD_FILES:
+        os.dup2(null, fd)
+    os.close(null)
+    _HELD_FILES.clear()
+
+
+os.register_at_fork(after_in_child=_let_go_of_lock_files)
 
 
 def server_lock_name(url: URL, what: str) -> str:
@@ -51,6 +69,11 @@ def lock_file_path(url: URL, what: str) -> Path | None:
     return Path(f"{url.database}.{what}.lock")
 
 
+def unlock_file(fd: int) -> None:
+    _HELD_FILES.discard(fd)
+    os.close(fd)
+
+
 def lock_file(path: Path, wait: float) -> int | None:
     """An open descriptor holding ``flock`` on ``path``, or None if another held it for ``wait`` seconds."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -58,6 +81,7 @@ def lock_file(path: Path, wait: float) -> int | None:
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _HELD_FILES.add(fd)
             return fd
         except BlockingIOError:
             if time.monotonic() >= deadline:
@@ -91,7 +115,7 @@ class SourceLock:
             self._server_lock = False
             release_server_lock(self.conn, self.name)
         if self._fd is not None:
-            os.close(self._fd)
+            unlock_file(self._fd)
             self._fd = None
 
     @property
@@ -170,7 +194,7 @@ class SchemaLock:
             self._conn.close()
             self._conn = None
         if self._fd is not None:
-            os.close(self._fd)
+            unlock_file(self._fd)
             self._fd = None
 
     def _held_message(self) -> str:

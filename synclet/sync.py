@@ -4,7 +4,8 @@ Each page is one transaction holding the order upserts, their children, the reje
 progress (counts and cursor). A crash therefore loses at most the page in flight, and the cursor
 never claims more than the committed data. The cursor is the newest ``updated_at`` the source
 reported, never the local clock. While a page is written, the next ones (``FETCH_AHEAD_PAGES``)
-are read by a thread of their own; they are still written one at a time, in the source's order.
+are read by a process (Linux) or thread of their own (``synclet.readahead``); they are still
+written one at a time, in the source's order.
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -30,6 +30,7 @@ from synclet.config import Settings
 from synclet.errors import EXIT_FAILED, EXIT_OK, MappingError, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
+from synclet.readahead import Carried, read_ahead
 from synclet.logs import loggable
 from synclet.records import Order, Page, Rejected
 from synclet.sources import Source, Window
@@ -198,7 +199,8 @@ def _locked_run(
         rejects_kept = _retry_rejects(conn, source, history_id, result, run_log)
         window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name),
                                      stored_credits=_credits_reader(engine, source.name))
-        with read_ahead(source.pages(window), settings.fetch_ahead_pages) as pages:
+        with read_ahead(source.pages(window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
+                        carried=_login_of(source)) as pages:
             for page in pages:
                 _commit_page(conn, source.name, page, history_id, result, run_log, rejects_kept)
                 rejects_kept = rejects_kept or bool(page.rejected)
@@ -219,6 +221,18 @@ def _locked_run(
         return result
     _close(engine, conn, history_id, result, started, run_log)
     return result
+
+
+def _forget_pool(engine: Engine) -> Callable[[], None]:
+    """What a forked reader runs first: its copies of the pool's connections belong to the writer,
+    so it drops them unclosed and opens its own when a source asks the database something."""
+    return lambda: engine.dispose(close=False)
+
+
+def _login_of(source: Source) -> Carried | None:
+    """A source that logs in (``session`` and ``resume``) gets back the login a forked reader made."""
+    session, resume = getattr(source, "session", None), getattr(source, "resume", None)
+    return Carried(session, resume) if session is not None and resume is not None else None
 
 
 def _versions_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], Mapping[str, datetime]]:
@@ -270,99 +284,6 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
     log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
     _log_orders(source.name, outcome)
     return True
-
-
-@contextlib.contextmanager
-def read_ahead(pages: Iterator[Page], ahead: int) -> Iterator[Iterator[Page]]:
-    """The screened pages of ``pages``, read up to ``ahead`` pages ahead of the caller by a thread of
-    their own (0: read each when the caller asks for it, in the caller's thread). Leaving the block
-    stops the reading after the request in flight and waits for it, so no request outlives the run;
-    on an abort (a second Ctrl-C) it does not wait."""
-    if ahead <= 0:
-        yield map(screen, pages)
-        return
-    reader = _PageReader(pages, ahead)
-    try:
-        yield iter(reader)
-    except Exception:
-        reader.close()
-        raise
-    except BaseException:
-        reader.close(wait=False)
-        raise
-    reader.close()
-
-
-class _PageReader:
-    """Reads ``pages`` in a daemon thread into a buffer of at most ``ahead`` pages.
-
-    Pages come out in the source's order. A failure of the source comes out after the pages read
-    before it, so the caller commits those first, exactly as without the thread. ``close`` ends
-    the thread between two pages (a page being read is finished first) and closes the source's
-    iterator in that thread, which lets the source end its own workers."""
-
-    def __init__(self, pages: Iterator[Page], ahead: int) -> None:
-        self._pages = pages
-        self._ahead = ahead
-        self._ready: deque[Page] = deque()
-        self._error: BaseException | None = None
-        self._finished = False
-        self._closed = False
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, name="synclet-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            while self._room():
-                page = next(self._pages, None)
-                if page is None:
-                    return
-                page = screen(page)
-                with self._changed:
-                    self._ready.append(page)
-                    self._changed.notify_all()
-        except BaseException as error:  # handed to the writer, which raises it in its own thread
-            self._error = error
-        finally:
-            try:
-                close = getattr(self._pages, "close", None)
-                if close is not None:
-                    close()
-            except Exception:  # noqa: BLE001 - the pages read are what matters; log and go on
-                log.debug("closing the pages of a source failed", exc_info=True)
-            with self._changed:
-                self._finished = True
-                self._changed.notify_all()
-
-    def _room(self) -> bool:
-        """Wait until the buffer has room for one more page; False once the reader is closed."""
-        with self._changed:
-            while len(self._ready) >= self._ahead and not self._closed:
-                self._changed.wait()
-            return not self._closed
-
-    def __iter__(self) -> Iterator[Page]:
-        while True:
-            with self._changed:
-                while not self._ready and not self._finished:
-                    self._changed.wait()
-                if self._ready:
-                    page = self._ready.popleft()
-                    self._changed.notify_all()
-                elif self._error is not None:
-                    raise self._error
-                else:
-                    return
-            yield page
-
-    def close(self, wait: bool = True) -> None:
-        with self._changed:
-            self._closed = True
-            self._ready.clear()
-            self._changed.notify_all()
-        if wait:
-            self._thread.join()
 
 
 def screen(page: Page) -> Page:
@@ -501,7 +422,8 @@ def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOp
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
-        with read_ahead(source.pages(run_plan.window), settings.fetch_ahead_pages) as pages:
+        with read_ahead(source.pages(run_plan.window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
+                        carried=_login_of(source)) as pages:
             for page in pages:
                 _report_dry_page(stored_conn, source, page, result, report)
     result.seconds = time.monotonic() - started

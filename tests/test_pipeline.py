@@ -7,10 +7,12 @@ thread or request of the run behind.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import random
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from synclet.config import Settings, load_settings
 from synclet.history import RunCounts
 from synclet.errors import RemoteError
 from synclet.http import HttpClient
+from synclet.readahead import FORK_AVAILABLE, READER_THREAD
 from synclet.records import Order, Page, Rejected
 from synclet.sandbox import Sandbox
 from synclet.sources import Window, build_source
@@ -36,7 +39,7 @@ from conftest import run_cli
 from truth import differences, runs_of
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
-READER = "synclet-read-ahead"
+READER = READER_THREAD
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,14 +64,18 @@ def newest_stored(database_url: str, source: str = "magento") -> datetime | None
 
 
 class Counting:
-    """A source whose pages are counted as they leave it, so a test sees how far ahead the reader is."""
+    """A source whose pages are counted as they leave it, so a test sees how far ahead the reader
+    is. The count is in shared memory: a forked reader takes the pages in a child process."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = inner.name
         self.ordered_by_update = inner.ordered_by_update
-        self.produced = 0
-        self.changed = threading.Condition()
+        self.count = multiprocessing.get_context("fork" if FORK_AVAILABLE else "spawn").Value("i", 0)
+
+    @property
+    def produced(self) -> int:
+        return int(self.count.value)
 
     def check(self) -> str:
         return str(self.inner.check())
@@ -78,14 +85,17 @@ class Counting:
 
     def pages(self, window: Window) -> Iterator[Page]:
         for page in self.inner.pages(window):
-            with self.changed:
-                self.produced += 1
-                self.changed.notify_all()
+            with self.count.get_lock():
+                self.count.value += 1
             yield page
 
     def wait_for(self, produced: int) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: self.produced >= produced, timeout=60)
+        deadline = time.monotonic() + 60
+        while self.produced < produced:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
 
 class Calls:

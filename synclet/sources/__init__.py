@@ -34,6 +34,9 @@ class Window:
 
 
 class Source(Protocol):
+    """A source may also define ``session()`` and ``resume(session)``: a source that logs in hands
+    its login from a reader in a child process back to the run's process (``synclet.readahead``)."""
+
     name: ClassVar[str]
     #: True when pages come sorted by update time, so the cursor may advance page by page and an
     #: interrupted run can resume; False means only a completed run may move the cursor.

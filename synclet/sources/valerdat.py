@@ -129,6 +129,15 @@ class ValerdatSource:
             raise AuthError(f"a fresh token was refused too (HTTP 401 at {self.http.describe(url)})")
         return response
 
+    def session(self) -> str | None:
+        """The login, for a reader in a child process to hand back to the run's process."""
+        return self._token
+
+    def resume(self, token: str) -> None:
+        """Keep a login made in a child process, so the next run (a ``--watch`` cycle) reuses it."""
+        with self._token_lock:
+            self._token = token
+
     def _current_token(self, refresh_after: str | None = None) -> str:
         """The shared token; ``refresh_after`` names a refused one, replaced once for all workers."""
         with self._token_lock:

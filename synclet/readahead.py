@@ -7,7 +7,9 @@ process only unpickles finished pages, and both halves run at once on two cores.
 fork that is safe with threads and system libraries) a thread of the writer's process reads them.
 
 Either way the reader stays at most ``ahead`` pages in front of the writer, pages come out in the
-source's order, and a failure of the source comes out after the pages read before it.
+source's order, and a failure of the source comes out after the pages read before it. The writer
+takes the pages that are ready together, so that when it is the slower half it can write several
+in one go.
 """
 from __future__ import annotations
 
@@ -51,9 +53,10 @@ class Carried:
 @contextlib.contextmanager
 def read_ahead(pages: Iterator[Page], ahead: int, prepare: Callable[[Page], Page], *,
                after_fork: Callable[[], None] | None = None, carried: Carried | None = None,
-               fork: bool = FORK_AVAILABLE) -> Iterator[Iterator[Page]]:
-    """``prepare(page)`` for each of ``pages``, read up to ``ahead`` pages ahead of the caller (0:
-    each read when the caller asks for it, in the caller's thread). With ``fork`` the pages are
+               fork: bool = FORK_AVAILABLE) -> Iterator[Iterator[list[Page]]]:
+    """``prepare(page)`` for each of ``pages`` in batches: the pages ready when the caller asks,
+    one at least, read up to ``ahead`` pages ahead of the caller (0: one page at a time, read when
+    the caller asks for it, in the caller's thread). With ``fork`` the pages are
     read and prepared in a child process, which runs ``after_fork`` first (to let go of what it
     must not share, such as pooled database connections) and hands ``carried`` back at its end.
 
@@ -61,7 +64,7 @@ def read_ahead(pages: Iterator[Page], ahead: int, prepare: Callable[[Page], Page
     finishes the request in flight, a child is ended at once. On an abort (a second Ctrl-C) it
     does not wait for a thread."""
     if ahead <= 0:
-        yield map(prepare, pages)
+        yield ([prepare(page)] for page in pages)
         return
     source: Iterator[Page] = _ForkedPages(pages, prepare, after_fork, carried) if fork else map(prepare, pages)
     reader = _PageReader(source, ahead)
@@ -123,19 +126,20 @@ class _PageReader:
                 self._changed.wait()
             return not self._closed
 
-    def __iter__(self) -> Iterator[Page]:
+    def __iter__(self) -> Iterator[list[Page]]:
         while True:
             with self._changed:
                 while not self._ready and not self._finished:
                     self._changed.wait()
                 if self._ready:
-                    page = self._ready.popleft()
+                    batch = list(self._ready)
+                    self._ready.clear()
                     self._changed.notify_all()
                 elif self._error is not None:
                     raise self._error
                 else:
                     return
-            yield page
+            yield batch
 
     def close(self, wait: bool = True) -> None:
         with self._changed:

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -200,15 +200,16 @@ def _locked_run(
         window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name),
                                      stored_credits=_credits_reader(engine, source.name))
         with read_ahead(source.pages(window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
-                        carried=_login_of(source)) as pages:
-            for page in pages:
-                _commit_page(conn, source.name, page, history_id, result, run_log, rejects_kept)
-                rejects_kept = rejects_kept or bool(page.rejected)
+                        carried=_login_of(source)) as batches:
+            for group in (group for batch in batches for group in _groups(batch)):
+                _commit_pages(conn, source.name, group, history_id, result, run_log, rejects_kept)
+                rejects_kept = rejects_kept or any(page.rejected for page in group)
                 if progress is not None:
-                    progress.page(source.name, page, result.counts)
+                    for page in group:
+                        progress.page(source.name, page, result.counts)
                 if stop.is_set():
                     result.status = "stopped"
-                    result.error = f"stopped on request after page {page.number}; the next run reads the rest"
+                    result.error = f"stopped on request after page {group[-1].number}; the next run reads the rest"
                     break
             else:
                 result.status = "success"
@@ -299,26 +300,47 @@ def screen(page: Page) -> Page:
     return page
 
 
-def _commit_page(conn: Connection, source: str, page: Page, history_id: int, result: RunResult, run_log: RunLog,
-                 rejects_kept: bool = True) -> None:
-    """One transaction: orders, children, rejects and the run's progress together. ``rejects_kept``
-    False says no reject of ``source`` is stored, so the page's orders supersede none."""
+def _groups(pages: list[Page]) -> Iterator[list[Page]]:
+    """Pages read ahead and ready together, in groups that one transaction may write as if they were
+    one page: a write per table instead of per page, which is what a backfill waits on. A page
+    with a reject stands alone, as does a page sharing an order with the group before it: the
+    order of their writes decides what is stored and how the run counts it."""
+    group: list[Page] = []
+    ids: set[str] = set()
+    for page in pages:
+        page_ids = {order.external_id for order in page.orders}
+        if group and (page.rejected or group[-1].rejected or not ids.isdisjoint(page_ids)):
+            yield group
+            group, ids = [], set()
+        group.append(page)
+        ids |= page_ids
+    if group:
+        yield group
+
+
+def _commit_pages(conn: Connection, source: str, pages: list[Page], history_id: int, result: RunResult,
+                  run_log: RunLog, rejects_kept: bool = True) -> None:
+    """One transaction: the pages' orders, children, rejects and the run's progress together.
+    ``rejects_kept`` False says no reject of ``source`` is stored, so the orders supersede none."""
     now = utc_now()
+    orders = [order for page in pages for order in page.orders]
+    rejected = [reject for page in pages for reject in page.rejected]
     with conn.begin():
-        outcome = store.save_page(conn, source, page.orders, now)
-        if page.orders and rejects_kept:
+        outcome = store.save_page(conn, source, orders, now)
+        if orders and rejects_kept:
             store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
-        if page.rejected:
-            store.save_rejects(conn, page.rejected, history_id, now)
-        newest = _newest_plausible(page) if page.advances_cursor else None
-        cursor = max(filter(None, (result.cursor, newest)), default=None)
-        pending = _advance(result.counts, page, outcome)
+        if rejected:
+            store.save_rejects(conn, rejected, history_id, now)
+        newest = [_newest_plausible(page) for page in pages if page.advances_cursor]
+        cursor = max(filter(None, (result.cursor, *newest)), default=None)
+        pending = _advance(result.counts, pages, outcome)
         history.record_progress(conn, history_id, pending, cursor)
     result.counts, result.cursor = pending, cursor
-    if outcome.added or outcome.updated or page.rejected or page.skipped:
+    if outcome.added or outcome.updated or rejected or any(page.skipped for page in pages):
         run_log.announce()
     _log_orders(source, outcome)
-    _log_page(source, page)
+    for page in pages:
+        _log_page(source, page)
 
 
 def _newest_plausible(page: Page) -> datetime | None:
@@ -334,14 +356,14 @@ def _newest_plausible(page: Page) -> datetime | None:
     return max((moment for moment in times if moment <= horizon), default=None)
 
 
-def _advance(counts: RunCounts, page: Page, outcome: store.PageOutcome) -> RunCounts:
+def _advance(counts: RunCounts, pages: list[Page], outcome: store.PageOutcome) -> RunCounts:
     return RunCounts(
-        pages=counts.pages + 1,
+        pages=counts.pages + len(pages),
         orders_added=counts.orders_added + len(outcome.added),
         orders_updated=counts.orders_updated + len(outcome.updated),
-        orders_unchanged=counts.orders_unchanged + outcome.unchanged + page.unchanged,
-        orders_rejected=counts.orders_rejected + len(page.rejected),
-        orders_skipped=counts.orders_skipped + page.skipped,
+        orders_unchanged=counts.orders_unchanged + outcome.unchanged + sum(page.unchanged for page in pages),
+        orders_rejected=counts.orders_rejected + sum(len(page.rejected) for page in pages),
+        orders_skipped=counts.orders_skipped + sum(page.skipped for page in pages),
     )
 
 
@@ -423,8 +445,8 @@ def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOp
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
         with read_ahead(source.pages(run_plan.window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
-                        carried=_login_of(source)) as pages:
-            for page in pages:
+                        carried=_login_of(source)) as batches:
+            for page in (page for batch in batches for page in batch):
                 _report_dry_page(stored_conn, source, page, result, report)
     result.seconds = time.monotonic() - started
     return result
@@ -442,7 +464,7 @@ def _report_dry_page(stored_conn: Connection | None, source: Source, page: Page,
         report(f"[dry-run] would replace: {source.name} {order.order_number or order.external_id}")
     for rejected in page.rejected:
         report(f"[dry-run] would reject: {source.name} {rejected.order_number or rejected.external_id}: {rejected.error}")
-    result.counts = _advance(result.counts, page, outcome)
+    result.counts = _advance(result.counts, [page], outcome)
 
 
 def _describe(window: Window) -> str:

@@ -57,25 +57,28 @@ def marked(page: Page) -> Page:
 
 @pytest.mark.parametrize("fork", READERS)
 def test_pages_come_out_prepared_and_in_order(fork: bool) -> None:
-    with read_ahead(numbered(12), 3, marked, fork=fork) as pages:
-        got = [(page.number, page.skipped, page.orders[0].external_id) for page in pages]
+    with read_ahead(numbered(12), 3, marked, fork=fork) as batches:
+        sizes = [len(batch) for batch in batches]
+    with read_ahead(numbered(12), 3, marked, fork=fork) as batches:
+        got = [(page.number, page.skipped, page.orders[0].external_id) for batch in batches for page in batch]
     assert got == [(n, n * 10, str(n + 1)) for n in range(12)]
+    assert sum(sizes) == 12 and all(1 <= size <= 3 for size in sizes)
 
 
 @pytest.mark.parametrize("fork", READERS)
 def test_the_sources_error_comes_after_the_pages_before_it(fork: bool) -> None:
     got = []
     with pytest.raises(SourceError, match="page 3 is broken"):
-        with read_ahead(numbered(3, SourceError("page 3 is broken")), 2, marked, fork=fork) as pages:
-            got.extend(page.number for page in pages)
+        with read_ahead(numbered(3, SourceError("page 3 is broken")), 2, marked, fork=fork) as batches:
+            got.extend(page.number for batch in batches for page in batch)
     assert got == [0, 1, 2]
 
 
 @pytest.mark.skipif(not FORK_AVAILABLE, reason="no fork here")
 def test_an_error_that_cannot_cross_to_the_writer_arrives_as_its_text() -> None:
     with pytest.raises(SourceError, match="Broken: the hook is attached"):
-        with read_ahead(numbered(2, Broken("the hook is attached")), 2, marked, fork=True) as pages:
-            assert [page.number for page in pages] == [0, 1]
+        with read_ahead(numbered(2, Broken("the hook is attached")), 2, marked, fork=True) as batches:
+            assert [page.number for batch in batches for page in batch] == [0, 1]
 
 
 class Scripted:

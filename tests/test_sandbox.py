@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from synclet.sandbox import Sandbox, Store
-from synclet.sandbox.onesaas import parse_time
+from synclet.sandbox.onesaas import PATH, parse_time
 
 ROOT = Path(__file__).resolve().parents[1]  # subprocesses run here: the autouse fixture moves the cwd
 NOW = datetime(2026, 1, 1)
@@ -464,3 +464,32 @@ def test_serve_forever_prints_settings_and_stops_on_a_signal(stop_signal: int) -
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_prerendered_answers_are_the_rendered_ones_byte_for_byte_until_the_store_changes() -> None:
+    """The benchmark's prerender must change what the sandbox costs, never what it answers."""
+    with Sandbox(orders=300, seed=5) as shop:
+        api = shop.controller.api
+        rest_auth = "Bearer " + shop.controller.rest.token
+        login = api("POST", "/valerdat/api/auth/token/", {}, None, json.dumps(shop.controller.valerdat.credentials).encode())
+        valerdat_auth = "Token " + json.loads(login[1])["token"]
+        ids = json.loads(api("GET", "/valerdat/api/purchase-orders/ids/", {"page_size": "7"}, valerdat_auth)[1])
+        requests = (
+            [(PATH, {"AccessKey": shop.access_key, "Action": "Orders", "Page": str(page), "PageSize": "40"}, None)
+             for page in range(9)]
+            + [("/rest/default/V1/orders", {"searchCriteria[pageSize]": "40", "searchCriteria[currentPage]": str(page)},
+                rest_auth) for page in (1, 4)]
+            + [(f"/valerdat/api/purchase-orders/{entry['uuid']}/", {}, valerdat_auth) for entry in ids["results"]])
+
+        def bodies() -> list[bytes]:
+            return [api("GET", path, query, auth)[1] for path, query, auth in requests]
+
+        rendered = bodies()
+        shop.prerender()
+        assert bodies() == rendered
+        assert json.loads(rendered[0])["Orders"] and rendered[8] == b'""' and len(rendered) == 9 + 2 + 7
+        shop.update(count=5, updated_at=NOW + timedelta(days=400))
+        changed = bodies()
+        assert changed != rendered  # served fresh after the change
+        shop.prerender()
+        assert bodies() == changed

@@ -119,6 +119,7 @@ class Bench:
         label = f"{maker.kind} {source}"
         with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
             expected = expected_orders(sandbox, source)
+            sandbox.prerender()
             first = self.sync(sandbox, source, url)
             counts = row_counts(url)
             backfill = Throughput.of(counts, first.seconds)
@@ -158,6 +159,7 @@ class Bench:
         points = []
         for orders in (small, big):
             with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
+                sandbox.prerender()
                 run = self.sync(sandbox, source, url)
                 point = MemoryPoint(orders, row_counts(url)["orders"], round(run.seconds, 3), _mib(run))
             self.progress(f"{maker.kind} {source}: backfill of {orders:,} orders, peak RSS {point.peak_rss_mib:.0f} MiB "

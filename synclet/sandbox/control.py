@@ -128,11 +128,12 @@ class Controller:
         if path == valerdat.PREFIX or path.startswith(valerdat.PREFIX + "/"):
             return self.valerdat.answer(method, path, params, authorization, body, host)
         if path.startswith("/rest/"):
-            return json_response(*self.rest.answer(method, path, params, authorization))
+            status, answer = self.rest.answer(method, path, params, authorization)
+            return (status, answer, "application/json", {}) if isinstance(answer, bytes) else json_response(status, answer)
         if method != "GET":
             return json_response(405, {"error": f"{method} not allowed"})
         if path.rstrip("/") == onesaas.PATH:
-            return json_response(200, self.onesaas.answer(params))
+            return 200, self.onesaas.answer(params), "application/json", {}
         if path == "/":
             return json_response(200, {"name": "synclet sandbox", "onesaas": onesaas.PATH, "rest": rest.BASE_PATH,
                                        "valerdat": valerdat.PREFIX + "/api/", "bigblock": bigblock.PREFIX + "/"})

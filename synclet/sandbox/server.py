@@ -282,6 +282,13 @@ class Sandbox:
         return self.controller.arm({"kind": kind, "status": status, "times": times, "after": after,
                                     "body": body, "retry_after": retry_after, "delay_ms": delay_ms})
 
+    def prerender(self) -> None:
+        """Render every order's OneSaas, REST and Valerdat answer now, before a benchmark's clock
+        starts; answers are the same bytes, made earlier."""
+        self.controller.onesaas.prerender()
+        self.controller.rest.prerender()
+        self.controller.valerdat.prerender()
+
     def clear_faults(self) -> int:
         return self.controller.clear_faults()
 

@@ -22,7 +22,7 @@ import stat
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,12 @@ def read_ahead(pages: Iterator[Page], ahead: int, prepare: Callable[[Page], Page
     if ahead <= 0:
         yield ([prepare(page)] for page in pages)
         return
-    source: Iterator[Page] = _ForkedPages(pages, prepare, after_fork, carried) if fork else map(prepare, pages)
+    source: Iterator[Page] = map(prepare, pages)
+    if fork:
+        try:
+            source = _ForkedPages(pages, prepare, after_fork, carried)
+        except OSError as error:  # no process to be had (a limit, memory): a thread does the same
+            log.warning("Reading ahead in a thread: could not start a process (%s)", error)
     reader = _PageReader(source, ahead)
     try:
         yield iter(reader)
@@ -251,16 +256,19 @@ def _let_go_of_sockets(keep: int) -> None:
     """Point the child's copies of its parent's sockets at /dev/null: a connection stays open (and
     a MariaDB lock on it held) for as long as any process has it open, even after its owner was
     killed. The numbers stay taken, so no inherited object can close a descriptor opened later."""
+    try:
+        open_fds: Iterable[int] = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: try the usual range
+        open_fds = range(3, 1024)
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
+        for fd in open_fds:
             if fd in (keep, null):
                 continue
             try:
                 if stat.S_ISSOCK(os.fstat(fd).st_mode):
                     os.dup2(null, fd)
-            except OSError:  # the listing's own descriptor, closed by now
+            except OSError:  # not open (the listing's own descriptor, closed by now)
                 continue
     finally:
         os.close(null)

@@ -1,11 +1,11 @@
 """The one loop where sources meet the database: lock, window, pages -> store, history.
 
 Each page is one transaction holding the order upserts, their children, the rejects and the run's
-progress (counts and cursor). A crash therefore loses at most the page in flight, and the cursor
-never claims more than the committed data. The cursor is the newest ``updated_at`` the source
-reported, never the local clock. While a page is written, the next ones (``FETCH_AHEAD_PAGES``)
-are read by a process (Linux) or thread of their own (``synclet.readahead``); they are still
-written one at a time, in the source's order.
+progress (counts and cursor); pages read ahead and ready together may share one. A crash
+therefore loses at most the pages in flight, and the cursor never claims more than the committed
+data. The cursor is the newest ``updated_at`` the source reported, never the local clock. While
+pages are written, the next ones (``FETCH_AHEAD_PAGES``) are read by a process (Linux) or thread
+of their own (``synclet.readahead``); they are written in the source's order.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from synclet.config import Settings
 from synclet.errors import EXIT_FAILED, EXIT_OK, MappingError, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
-from synclet.readahead import Carried, read_ahead
 from synclet.logs import loggable
+from synclet.readahead import Carried, read_ahead
 from synclet.records import Order, Page, Rejected
 from synclet.sources import Source, Window
 

@@ -176,3 +176,18 @@ def test_a_killed_sync_frees_its_lock_at_once_and_takes_its_reader_with_it(datab
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert poll(lambda: all(gone(pid) for pid in readers)), "the reader outlived the killed sync"
         assert differences(db.connect(database_url), shop.truth()) == []
+
+
+@pytest.mark.skipif(not FORK_AVAILABLE, reason="no fork here")
+def test_when_no_process_can_be_started_a_thread_reads_ahead(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import multiprocessing.context
+
+    def refused(self: Any) -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", refused)
+    with read_ahead(numbered(5), 2, marked, fork=True) as batches:
+        assert [page.number for batch in batches for page in batch] == [0, 1, 2, 3, 4]
+    assert "Reading ahead in a thread: could not start a process (" in caplog.text

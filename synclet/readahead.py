@@ -56,9 +56,9 @@ def read_ahead(pages: Iterator[Page], ahead: int, prepare: Callable[[Page], Page
                fork: bool = FORK_AVAILABLE) -> Iterator[Iterator[list[Page]]]:
     """``prepare(page)`` for each of ``pages`` in batches: the pages ready when the caller asks,
     one at least, read up to ``ahead`` pages ahead of the caller (0: one page at a time, read when
-    the caller asks for it, in the caller's thread). With ``fork`` the pages are
-    read and prepared in a child process, which runs ``after_fork`` first (to let go of what it
-    must not share, such as pooled database connections) and hands ``carried`` back at its end.
+    the caller asks for it, in the caller's thread). With ``fork`` the pages are read and prepared
+    in a child process, which runs ``after_fork`` first (to let go of what it must not share, such
+    as pooled database connections) and hands ``carried`` back at its end.
 
     Leaving the block stops the reading and waits for it, so no request outlives the run: a thread
     finishes the request in flight, a child is ended at once. On an abort (a second Ctrl-C) it

@@ -35,7 +35,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     folder = tmp_path_factory.mktemp("bench")
     databases = _databases(folder)
     path = folder / "last-run.json"
-    args = ["--quick", "--databases", ",".join(databases), "--sources", ",".join(SOURCES),
+    args = ["--quick", "--runs", "2", "--databases", ",".join(databases), "--sources", ",".join(SOURCES),
             "--mariadb-url", MARIADB_SERVER, "--json", str(path)]
     outcome = CliRunner().invoke(main, args, catch_exceptions=False)
     assert outcome.exit_code == 0, outcome.output
@@ -53,7 +53,7 @@ def test_every_database_and_source_is_backfilled_completely(bench_run: tuple[dic
         assert backfill["orders_per_s"] > 0 and floor["orders_per_s"] > 0 and entry["backfill_over_floor"] > 0
         assert entry["peak_rss_mib"] > 10
         runs = result["options"]["runs"]
-        assert len(entry["no_change"]["seconds"]) == len(entry["changed"]["seconds"]) == runs
+        assert len(entry["backfill_runs_s"]) == len(entry["no_change"]["seconds"]) == len(entry["changed"]["seconds"]) == runs
         assert all(0 <= updated <= entry["changed_orders"] for updated in entry["changed"]["updated"])
 
 
@@ -65,8 +65,12 @@ def test_memory_latency_and_machine_are_reported(bench_run: tuple[dict[str, Any]
     assert memory["small"]["stored_orders"] > 0 and memory["big"]["stored_orders"] > memory["small"]["stored_orders"]
     assert memory["big_over_small"] > 0
     assert [entry["source"] for entry in result["latency"]] == list(SOURCES)
+    options = result["options"]
     for entry in result["latency"]:
         assert entry["stored_orders"] > 0 and entry["sequential_over_parallel"] > 0
+        # a paged source is timed on the backfill's size; one that asks per order on a smaller one
+        assert entry["orders"] == (options["latency_orders"] if entry["source"] == "valerdat" else options["orders"])
+    assert options["latency_orders"] != options["orders"]
     machine = result["machine"]
     assert {"date", "platform", "cpus", "cpu_model", "python", "sqlalchemy", "pymysql", "commit", "commit_at_end"} <= set(machine)
     assert {f"{kind}_version" for kind in databases} <= set(machine)

@@ -36,7 +36,8 @@ def _names(allowed: tuple[str, ...]) -> Callable[[click.Context, click.Parameter
 @click.option("--latency-ms", type=click.IntRange(min=1), default=DEFAULTS.latency_ms, show_default=True,
               help="Delay added to every API request in the parallel-against-sequential runs.")
 @click.option("--latency-orders", type=click.IntRange(min=1), default=DEFAULTS.latency_orders, show_default=True,
-              help="Orders in the sandbox of the latency runs.")
+              help="Orders of the latency runs of Valerdat, which asks for each order on its own "
+                   "(the paged sources use --orders).")
 @click.option("--runs", type=click.IntRange(min=1), default=DEFAULTS.runs, show_default=True,
               help="Repetitions of the noisy figures (floor, incremental runs); the median is reported.")
 @click.option("--databases", default=",".join(DEFAULTS.databases), show_default=True,

@@ -113,8 +113,8 @@ def render(result: dict[str, Any]) -> str:
         f"synclet bench, {m['date']}, commit {commit}: {m['platform']}, {m['cpus']} CPU ({m['cpu_model']}), "
         f"Python {m['python']}; load average {m['load_average_at_start'][0]} at start, "
         f"{m['load_average_at_end'][0]} at end; {result['seconds']:.0f} s in all",
-        f"\nBackfill of {options['orders']:,} generated orders (one run; wall time includes process start) and the "
-        f"floor (executemany, median of {runs}):",
+        f"\nBackfill of {options['orders']:,} generated orders (wall time includes process start) and the floor "
+        f"(executemany), each the median of {runs}:",
         table(("database", "source", "orders", "rows", "seconds", "orders/s", "rows/s", "peak RSS MiB",
                "floor orders/s", "floor rows/s", "backfill/floor"),
               [(e["database"], e["source"], e["backfill"]["orders"], e["backfill"]["rows"], e["backfill"]["seconds"],
@@ -134,9 +134,9 @@ def render(result: dict[str, Any]) -> str:
     if result["latency"]:
         first = result["latency"][0]
         parts += [
-            f"\nBackfill of {first['orders']:,} orders with {first['latency_ms']} ms per request ({first['database']}):",
-            table(("source", "parallel s", "one at a time s", "ratio"),
-                  [(e["source"], e["parallel_s"], e["sequential_s"], e["sequential_over_parallel"])
+            f"\nBackfill with {first['latency_ms']} ms per request ({first['database']}):",
+            table(("source", "orders", "parallel s", "one at a time s", "ratio"),
+                  [(e["source"], e["orders"], e["parallel_s"], e["sequential_s"], e["sequential_over_parallel"])
                    for e in result["latency"]]),
         ]
     parts += ["\nTargets:", table(("figure", "value", "target", "met"),

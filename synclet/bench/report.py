@@ -1,6 +1,7 @@
 """The bench's verdict: the machine it ran on, each figure against its target, and the table."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -11,7 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pymysql
 import sqlalchemy
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def machine(makers: Iterable[DatabaseMaker]) -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "python": platform.python_version(),
         "sqlalchemy": sqlalchemy.__version__,
-        "pymysql": pymysql.__version__,
+        "pymysql": importlib.metadata.version("PyMySQL"),  # not __version__: the MySQLdb one it stands in for
         **versions,
         "commit": _commit(),
         "load_average_at_start": _load_average(),

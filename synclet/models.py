@@ -140,7 +140,8 @@ class OrderAddress(Base):
 
 class OrderCredit(Base):
     __tablename__ = "order_credits"
-    __table_args__ = (Index(None, "order_id"), TABLE_OPTIONS)
+    # external_id: a run reads the stored version of each credit memo it meets by it (0003)
+    __table_args__ = (Index(None, "order_id"), Index(None, "external_id"), TABLE_OPTIONS)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(Id, ForeignKey("orders.id", ondelete="CASCADE"))

@@ -203,6 +203,18 @@ def test_sync_upgrades_an_older_schema_and_keeps_its_rows(database_url: str) -> 
         assert conn.execute(select(func.count()).select_from(orders)).scalar() == 5
 
 
+def test_a_migration_killed_after_its_index_was_made_is_finished(database_url: str) -> None:
+    engine = db.connect(database_url)
+    upgrade_to(engine, "0002")
+    with engine.begin() as conn:  # MariaDB commits the CREATE INDEX; the revision was never recorded
+        conn.execute(text("CREATE INDEX ix_order_credits_external_id ON order_credits (external_id)"))
+    result = run_cli("init", env={"DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    assert db.schema_state(engine) == ("current", db.head_revision())
+    indexes = [index["name"] for index in inspect(engine).get_indexes("order_credits")]
+    assert indexes.count("ix_order_credits_external_id") == 1
+
+
 def test_a_migration_killed_after_its_table_was_made_is_redone(database_url: str) -> None:
     engine = db.connect(database_url)
     upgrade_to(engine, "0001")

@@ -188,7 +188,7 @@ class Bench:
     def latency(self, maker: DatabaseMaker, sources: list[str], orders: Mapping[str, int], latency_ms: int) -> list[LatencyResult]:
         """Backfill time with every API request delayed, with the default parallel settings and
         one request at a time; ``orders[source]`` sizes each source's sandbox (one per size)."""
-        results = {}
+        results: dict[str, LatencyResult] = {}
         for size in sorted({orders[source] for source in sources}):
             with Sandbox(size, SEED) as sandbox:
                 sandbox.arm_fault(kind="delay", delay_ms=latency_ms, times=None)

@@ -1,4 +1,4 @@
-"""order_credits.external_id index: every run looks up the stored version of the credit memos it meets by it
+"""order_credits.external_id index: runs look up stored credit memo versions by it
 
 Revision ID: 0003
 Revises: 0002

@@ -81,6 +81,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pooled_connections)
 
 
+def _own_headers_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's auth, which leaves a request as it is: every API here is given its key or
+    token by the caller. Without one, requests reads ~/.netrc for every request (file checks that
+    cost a request per order dearly) and sends an entry it finds there as Basic auth, in place of
+    the token in our Authorization header."""
+    return request
+
+
 class HttpClient:
     """A ``requests.Session`` with synclet's policy; one per run, shared by a run's calls."""
 
@@ -101,6 +109,7 @@ class HttpClient:
         self.backoff = tenacity.wait_exponential(multiplier=backoff_seconds, max=60.0) + tenacity.wait_random(0, backoff_seconds)
         self.max_total_seconds = max_total_seconds
         self.session = session or requests.Session()
+        self.session.auth = _own_headers_only
         _SESSIONS.add(self.session)
         self.session.headers["User-Agent"] = f"synclet/{__version__}"
         if session is None and connections > POOL_CONNECTIONS:

@@ -219,3 +219,14 @@ def test_an_incremental_run_fetches_no_order_for_memos_already_stored_at_their_v
     assert run_cli("sync", env=env).exit_code == 0
     assert mismatches(database_url, shop) == []
     assert runs_of(database_url, SOURCE)[-1]["orders_updated"] >= 1 and credited
+
+
+def test_a_netrc_entry_for_the_shop_does_not_replace_the_token(database_url: str, shop: Sandbox, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc = tmp_path / "netrc"  # what curl or ftp left for this host: requests would send it as Basic auth
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-token\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    result = run_cli("sync", env=rest_env(shop, database_url))
+    assert result.exit_code == 0, result.output
+    assert mismatches(database_url, shop) == []

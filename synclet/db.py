@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from synclet.errors import DatabaseError, SchemaOutdated
 from synclet.locks import SchemaLock
-from synclet.models import Base
+from synclet.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -204,7 +204,7 @@ def _drop_interrupted_creation(connection: Connection) -> None:
     makes it first), so a database that merely has a table called ``orders`` is refused, not cleared.
     """
     present = set(inspect(connection).get_table_names())
-    leftovers = [table for table in reversed(Base.metadata.sorted_tables) if table.name in present]
+    leftovers = [table for table in reversed(metadata.sorted_tables) if table.name in present]
     if not leftovers:
         return
     names = ", ".join(sorted(table.name for table in leftovers))

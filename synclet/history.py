@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from synclet.models import SyncHistory
+from synclet import tables
 
-HISTORY: Table = SyncHistory.__table__  # type: ignore[assignment]
+HISTORY = tables.sync_history
 INTERRUPTED = "interrupted: the process ended before the run finished"
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
+from synclet import tables
 from synclet.destinations.bigblock_orders import Line
-from synclet.models import BigBlockPush
 from synclet.store import ITEMS, ORDERS, chunks, upsert
 
-PUSHES: Table = BigBlockPush.__table__  # type: ignore[assignment]
+PUSHES = tables.bigblock_pushes
 #: States in which Big Block may hold a copy of the order (``sending``: a create whose answer was lost).
 MAY_HOLD = ("sending", "pushed", "blocked", "failed", "held")
 _RECORD_FIELDS = ("order_number", "bigblock_id", "state", "content_hash", "order_hash", "basis_hash", "message",

@@ -22,23 +22,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String, Table, bindparam, delete, func, literal_column, select
-from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import Insert
 
+from synclet import tables
 from synclet.history import HISTORY
 from synclet.logs import loggable
-from synclet.models import OrderAddress, OrderCredit, OrderItem, RejectedOrder
-from synclet.models import Order as OrderModel
 from synclet.records import Credit, Item, Order, Rejected
 
 log = logging.getLogger(__name__)
 
-ORDERS: Table = OrderModel.__table__  # type: ignore[assignment]
-ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
-ADDRESSES: Table = OrderAddress.__table__  # type: ignore[assignment]
-CREDITS: Table = OrderCredit.__table__  # type: ignore[assignment]
-REJECTS: Table = RejectedOrder.__table__  # type: ignore[assignment]
+ORDERS = tables.orders
+ITEMS = tables.order_items
+ADDRESSES = tables.order_addresses
+CREDITS = tables.order_credits
+REJECTS = tables.rejected_orders
 
 IN_CHUNK = 500  # well under every driver's parameter limit
 ID_LENGTH = ORDERS.c.external_id.type.length
@@ -203,11 +201,17 @@ def upsert(
 
 def _upsert_statement(dialect: Dialect, table: Table, keys: Sequence[str], update: Sequence[str],
                       bump: Sequence[str]) -> Insert:
+    """The dialect's own upsert; each dialect's module is imported by the first statement for it,
+    so a run pays only for the database it writes to."""
     if dialect.name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
+
         statement = mysql.insert(table)
         assignments = {name: statement.inserted[name] for name in update}
         assignments.update({name: table.c[name] + literal_column("1") for name in bump})
         return statement.on_duplicate_key_update(assignments)
+    from sqlalchemy.dialects import sqlite
+
     lite = sqlite.insert(table)
     assignments = {name: lite.excluded[name] for name in update}
     assignments.update({name: table.c[name] + literal_column("1") for name in bump})

@@ -18,14 +18,14 @@ from sqlalchemy.engine import Engine
 from synclet import db
 from synclet.errors import LockHeld
 from synclet.locks import SchemaLock
-from synclet.models import Base
+from synclet.tables import metadata
 from synclet.sandbox import Sandbox
 
 from conftest import run_cli
 from truth import differences
 
 ROOT = Path(__file__).resolve().parent.parent
-SYNCLET_TABLES = set(Base.metadata.tables)
+SYNCLET_TABLES = set(metadata.tables)
 
 
 def make_partial_schema(engine: Engine, tables: tuple[str, ...], *, version_table: bool = True) -> None:
@@ -34,7 +34,7 @@ def make_partial_schema(engine: Engine, tables: tuple[str, ...], *, version_tabl
         if version_table:
             Table(db.VERSION_TABLE, MetaData(), Column("version_num", String(32), primary_key=True)).create(conn)
         for name in tables:
-            Base.metadata.tables[name].create(conn)
+            metadata.tables[name].create(conn)
 
 
 def table_names(engine: Engine) -> set[str]:
@@ -44,7 +44,7 @@ def table_names(engine: Engine) -> set[str]:
 
 def add_order_row(engine: Engine) -> None:
     now = datetime(2026, 1, 1)
-    orders = Base.metadata.tables["orders"]
+    orders = metadata.tables["orders"]
     with engine.begin() as conn:
         conn.execute(orders.insert().values(source="magento", external_id="1", source_updated_at=now, raw_json="{}",
                                             content_hash="x", first_synced_at=now, last_synced_at=now))
@@ -87,7 +87,7 @@ def test_leftover_tables_holding_rows_are_never_dropped(database_url: str) -> No
         "move that data away and drop the tables, then run `python synclet.py init`"
     ]
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(Base.metadata.tables["orders"])).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(metadata.tables["orders"])).scalar() == 1
     assert table_names(engine) == {db.VERSION_TABLE, "orders", "order_items"}
 
 
@@ -196,7 +196,7 @@ def test_sync_upgrades_an_older_schema_and_keeps_its_rows(database_url: str) -> 
     assert f"Upgraded the database schema from 0001 to {db.head_revision()}" in result.output
     assert db.schema_state(engine) == ("current", db.head_revision())
     assert "bigblock_pushes" in table_names(engine)
-    orders = Base.metadata.tables["orders"]
+    orders = metadata.tables["orders"]
     with engine.connect() as conn:  # the row stored before the upgrade is the same row, updated in place
         kept = conn.execute(select(orders.c.first_synced_at).where(orders.c.external_id == "1")).scalar()
         assert kept == datetime(2026, 1, 1)
@@ -219,7 +219,7 @@ def test_a_migration_killed_after_its_table_was_made_is_redone(database_url: str
     engine = db.connect(database_url)
     upgrade_to(engine, "0001")
     with engine.begin() as conn:  # MariaDB commits the CREATE TABLE; the revision was never recorded
-        Base.metadata.tables["bigblock_pushes"].create(conn)
+        metadata.tables["bigblock_pushes"].create(conn)
     result = run_cli("init", env={"DATABASE_URL": database_url})
     assert result.exit_code == 0, result.output
     assert db.schema_state(engine) == ("current", db.head_revision())

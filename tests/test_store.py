@@ -129,16 +129,16 @@ def test_amounts_and_dates_the_database_cannot_hold_are_named() -> None:
     assert (store.unstorable(nan) or "").startswith("subtotal: NaN")
 
 
-def test_the_migrations_build_exactly_the_models(database_url: str) -> None:
+def test_the_migrations_build_exactly_the_tables(database_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from synclet.models import Base
+    from synclet.tables import metadata
 
     engine = db.connect(database_url)
     db.upgrade(engine)
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
 
 
 def test_amounts_beyond_four_places_round_half_up_on_both_databases(database_url: str) -> None:

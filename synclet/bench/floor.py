@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from synclet import db
 from synclet.bench.databases import ORDER_TABLES
-from synclet.models import Base
+from synclet.tables import metadata
 
 BATCH = 2000
 _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -53,7 +53,7 @@ def insert_seconds(url: str, tables: Sequence[TableRows], batch: int = BATCH) ->
     """Seconds to insert ``tables`` into fresh tables at the empty database ``url``."""
     engine = db.connect(url)
     try:
-        Base.metadata.create_all(engine)
+        metadata.create_all(engine)
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()

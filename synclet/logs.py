@@ -5,8 +5,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from tqdm import tqdm
-
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"  # asctime: YYYY-MM-DD HH:MM:SS,mmm
 
 
@@ -38,10 +36,13 @@ class NotForConsole(logging.Filter):
 
 
 class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """stderr through ``tqdm.write``, so a line never tears the progress bar on a terminal."""
+    """stderr through ``tqdm.write``, so a line never tears the progress bar on a terminal. tqdm is
+    imported by the first line shown, not by every run (a quiet cron run shows none)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            from tqdm import tqdm
+
             tqdm.write(self.format(record), file=self.stream)
         except Exception:  # noqa: BLE001 - logging must never raise; handleError reports it
             self.handleError(record)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import sys
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from synclet.history import RunCounts
 from synclet.records import Page
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class BarProgress:
@@ -18,6 +20,8 @@ class BarProgress:
     def page(self, source: str, page: Page, counts: RunCounts) -> None:
         bar = self._bars.get(source)
         if bar is None:
+            from tqdm import tqdm  # only a terminal pays for the import
+
             bar = self._bars[source] = tqdm(desc=source, unit=" orders", leave=False, file=sys.stderr, dynamic_ncols=True)
         bar.update(len(page.orders) + len(page.rejected) + page.skipped)
         bar.set_postfix(pages=counts.pages, added=counts.orders_added, updated=counts.orders_updated, refresh=False)

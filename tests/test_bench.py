@@ -55,6 +55,10 @@ def test_every_database_and_source_is_backfilled_completely(bench_run: tuple[dic
         runs = result["options"]["runs"]
         assert len(entry["backfill_runs_s"]) == len(entry["no_change"]["seconds"]) == len(entry["changed"]["seconds"]) == runs
         assert all(0 <= updated <= entry["changed_orders"] for updated in entry["changed"]["updated"])
+        # the start floor only imports libraries: it is cheaper than any run that syncs
+        assert len(entry["start_floor"]["seconds"]) == runs
+        assert 0 < entry["start_floor"]["median_s"] < entry["no_change"]["median_s"]
+        assert entry["no_change_over_start_s"] == pytest.approx(entry["no_change"]["median_s"] - entry["start_floor"]["median_s"], abs=0.002)
 
 
 def test_memory_latency_and_machine_are_reported(bench_run: tuple[dict[str, Any], str, list[str]]) -> None:
@@ -84,6 +88,7 @@ def test_targets_are_judged_and_printed(bench_run: tuple[dict[str, Any], str, li
     assert sum("latency" in figure for figure in figures) == len(SOURCES)
     assert all(isinstance(target["met"], bool) and target["value"] > 0 for target in result["targets"])
     assert "Targets:" in output and "Wrote " in output
+    assert "start floor" in output and "above floor" in output
 
 
 def test_table_aligns_numbers_right_and_text_left() -> None:

@@ -15,6 +15,12 @@ ENTRY_POINT = Path(__file__).resolve().parents[2] / "synclet.py"
 #: What "one request at a time" means: no fetch-ahead, one REST page and one Valerdat detail at once.
 SEQUENTIAL = {"FETCH_AHEAD_PAGES": "0", "MAGENTO_REST_CONCURRENCY": "1", "VALERDAT_CONCURRENCY": "1"}
 _SETTING_NAMES = {f.name.upper() for f in fields(Settings)}
+#: The libraries chosen for the job that a sync into each database imports: SQLAlchemy with the
+#: dialect and driver, requests, click and python-dotenv.
+START_FLOOR_IMPORTS = {
+    "sqlite": "sqlalchemy, sqlalchemy.dialects.sqlite, sqlite3, requests, click, dotenv",
+    "mariadb": "sqlalchemy, sqlalchemy.dialects.mysql, pymysql, requests, click, dotenv",
+}
 #: Runs the command after the report path in a child of its own, waits for it with wait4, and
 #: writes "wall-seconds peak-RSS-KiB exit-code" to the report. A child forked by the bench itself
 #: would report the bench's peak RSS (Linux keeps the high-water mark across fork and exec), and the
@@ -55,7 +61,18 @@ def child_environment(settings: Mapping[str, str]) -> dict[str, str]:
 def run_sync(source: str, settings: Mapping[str, str], workdir: Path) -> SyncRun:
     """Sync ``source`` once in a child started in ``workdir`` (where no ``.env`` is read); a run
     that does not exit 0 stops the bench, since its figures would mean nothing."""
-    command = [sys.executable, str(ENTRY_POINT), "sync", "--source", source]
+    return _run([sys.executable, str(ENTRY_POINT), "sync", "--source", source], f"sync --source {source}",
+                settings, workdir)
+
+
+def run_start_floor(database: str, workdir: Path) -> SyncRun:
+    """A Python process that only imports the libraries a sync of ``database`` cannot do without
+    and exits: what any such tool pays on every run before it does anything, on this machine."""
+    return _run([sys.executable, "-c", f"import {START_FLOOR_IMPORTS[database]}"], f"the start floor of {database}",
+                {}, workdir)
+
+
+def _run(command: list[str], label: str, settings: Mapping[str, str], workdir: Path) -> SyncRun:
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         report, stdout, stderr = (Path(folder) / name for name in ("report", "stdout", "stderr"))
         with stdout.open("w") as out, stderr.open("w") as err:
@@ -63,8 +80,8 @@ def run_sync(source: str, settings: Mapping[str, str], workdir: Path) -> SyncRun
                            env=child_environment(settings), stdout=out, stderr=err, check=False)
         output, errors = stdout.read_text(), stderr.read_text()
         if not report.exists():
-            raise BenchError(f"the launcher of sync --source {source} failed: {errors.strip()[-2000:]}")
+            raise BenchError(f"the launcher of {label} failed: {errors.strip()[-2000:]}")
         seconds, peak_rss_kib, exit_code = report.read_text().split()
     if exit_code != "0":
-        raise BenchError(f"sync --source {source} exited {exit_code}: {(errors or output).strip()[-2000:]}")
+        raise BenchError(f"{label} exited {exit_code}: {(errors or output).strip()[-2000:]}")
     return SyncRun(float(seconds), int(peak_rss_kib))

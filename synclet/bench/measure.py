@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from synclet.bench.child import SEQUENTIAL, BenchError, SyncRun, run_sync
+from synclet.bench.child import SEQUENTIAL, BenchError, SyncRun, run_start_floor, run_sync
 from synclet.bench.databases import DatabaseMaker, orders_updated, row_counts
 from synclet.bench.floor import BATCH, insert_seconds, read_rows
 from synclet.sandbox.server import Sandbox
@@ -71,6 +71,8 @@ class SourceResult:
     floor_runs_s: list[float]
     backfill_over_floor: float
     no_change: Runs
+    start_floor: Runs  # Python started and the libraries imported, nothing else: the no-change run's floor
+    no_change_over_start_s: float  # the medians' difference: what synclet itself costs
     changed_orders: int
     changed: Runs
 
@@ -119,7 +121,8 @@ class Bench:
     def source_on(self, orders: int, maker: DatabaseMaker, source: str) -> SourceResult:
         """Backfill ``source`` from a sandbox of its own into fresh databases (``runs`` times: one
         backfill varies by a fifth on a busy machine), measure the floor for the rows it stored,
-        then time no-change runs and runs after 1 % of the orders changed (``runs`` of each)."""
+        then time no-change runs (each after a start floor) and runs after 1 % of the orders changed
+        (``runs`` of each)."""
         label = f"{maker.kind} {source}"
         with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
             expected = expected_orders(sandbox, source)
@@ -135,14 +138,16 @@ class Bench:
             floor_runs = self._floor(maker, url)
             floor = Throughput.of(counts, statistics.median(floor_runs))
             self.progress(f"{label}: floor {floor.orders_per_s:,.0f} orders/s (median of {len(floor_runs)})")
-            no_change = Runs.of([self.sync(sandbox, source, url) for _ in range(self.runs)])
-            self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s (median of {self.runs})")
+            no_change, start_floor = self._no_change(sandbox, maker.kind, source, url)
+            self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s, start floor "
+                          f"{start_floor.median_s:.2f} s (medians of {self.runs})")
             changed_orders = max(1, round(orders * CHANGED_SHARE))
             changed = self._changed(sandbox, source, url, changed_orders)
             self.progress(f"{label}: {changed_orders:,} changed, incremental {changed.median_s:.2f} s (median of {self.runs})")
         return SourceResult(maker.kind, source, expected, backfill, [round(run.seconds, 3) for run in backfills],
                             peak_rss_mib, floor, floor_runs, round(backfill.orders_per_s / floor.orders_per_s, 3),
-                            no_change, changed_orders, changed)
+                            no_change, start_floor, round(no_change.median_s - start_floor.median_s, 3),
+                            changed_orders, changed)
 
     def _backfill_again(self, sandbox: Sandbox, maker: DatabaseMaker, source: str, counts: Mapping[str, int]) -> SyncRun:
         """One more backfill into a fresh database; it must store what the first one stored."""
@@ -152,6 +157,15 @@ class Bench:
         if stored != counts:
             raise BenchError(f"{maker.kind} {source}: a repeated backfill stored {stored}, the first {dict(counts)}")
         return run
+
+    def _no_change(self, sandbox: Sandbox, database: str, source: str, url: str) -> tuple[Runs, Runs]:
+        """No-change runs, each right after a start floor, so that a machine getting busier (or
+        quieter) between the two moves both."""
+        runs, floors = [], []
+        for _ in range(self.runs):
+            floors.append(run_start_floor(database, self.workdir))
+            runs.append(self.sync(sandbox, source, url))
+        return Runs.of(runs), Runs.of(floors)
 
     def _changed(self, sandbox: Sandbox, source: str, url: str, count: int) -> Runs:
         """Runs that each follow ``count`` fresh changes at the source, made an hour after the

@@ -2,6 +2,7 @@
 holds what the README's table is made from. No timing is asserted: figures belong to the bench."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import synclet.cli
 from synclet.bench.__main__ import main
 from synclet.bench.child import BenchError
 from synclet.bench.databases import DatabaseMaker
@@ -89,6 +91,11 @@ def test_targets_are_judged_and_printed(bench_run: tuple[dict[str, Any], str, li
     assert all(isinstance(target["met"], bool) and target["value"] > 0 for target in result["targets"])
     assert "Targets:" in output and "Wrote " in output
     assert "start floor" in output and "above floor" in output
+
+
+def test_synclet_is_measured_with_its_bytecode_cached(bench_run: tuple[dict[str, Any], str, list[str]]) -> None:
+    """As cron runs it (PYTHONDONTWRITEBYTECODE=1 would otherwise make every child compile it)."""
+    assert Path(importlib.util.cache_from_source(str(Path(synclet.cli.__file__)))).is_file()
 
 
 def test_table_aligns_numbers_right_and_text_left() -> None:

@@ -1,6 +1,7 @@
 """What one bench run does, in order, and the options that size it."""
 from __future__ import annotations
 
+import compileall
 import dataclasses
 import sys
 import tempfile
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import synclet
 from synclet.bench.databases import DEFAULT_MARIADB_SERVER, DatabaseMaker
 from synclet.bench.measure import PER_ORDER_SOURCES, Bench, Progress
 from synclet.bench.report import at_end, machine, targets
@@ -48,6 +50,10 @@ def run_bench(options: BenchOptions, progress: Progress | None = None) -> dict[s
     """Every measurement of ``options``; the JSON-ready result, targets included."""
     started = time.monotonic()
     say = progress or _stderr_progress(started)
+    # Cron runs synclet with its bytecode cached (pip compiles it, and the first run writes it),
+    # unless PYTHONDONTWRITEBYTECODE is set, as on some machines: compile it here, or every child
+    # would compile synclet's modules again.
+    compileall.compile_dir(Path(synclet.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="synclet-bench-") as scratch:
         makers = [DatabaseMaker(kind, Path(scratch), options.mariadb_url) for kind in options.databases]
         result: dict[str, Any] = {"machine": machine(makers), "options": dataclasses.asdict(options)}

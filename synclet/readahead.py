@@ -2,9 +2,10 @@
 
 A sync is one Python process, held to one core by the interpreter lock, and reading a page
 (decoding its JSON, mapping and screening its orders) costs about as much CPU as writing it. On
-Linux the pages are therefore read in a child forked at the start of the read: the writer's
-process only unpickles finished pages, and both halves run at once on two cores. Elsewhere (no
-fork that is safe with threads and system libraries) a thread of the writer's process reads them.
+Linux a run with many pages therefore has them read in a child forked at the start of the read:
+the writer's process only unpickles finished pages, and both halves run at once on two cores.
+Elsewhere (no fork that is safe with threads and system libraries), and for a run of a few pages
+(which the fork would cost more than it saves), a thread of the writer's process reads them.
 
 Either way the reader stays at most ``ahead`` pages in front of the writer, pages come out in the
 source's order, and a failure of the source comes out after the pages read before it. The writer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import random
 import subprocess
 import sys
@@ -233,6 +234,40 @@ def test_no_read_ahead_reads_in_the_writers_thread(database_url: str, shop: Sand
     result, _ = run_in_process(database_url, env, progress=Calls(each))
     assert result.status == "success" and threads
     assert not any(READER in names for names in threads)
+
+
+class ReaderPid:
+    """A source that notes the process its pages are read in (shared memory: a forked reader's
+    pages leave it in a child)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.ordered_by_update = inner.ordered_by_update
+        self.pid = multiprocessing.get_context("fork" if FORK_AVAILABLE else "spawn").Value("i", 0)
+
+    def pages(self, window: Window) -> Iterator[Page]:
+        self.pid.value = os.getpid()
+        yield from self.inner.pages(window)
+
+
+@pytest.mark.skipif(not FORK_AVAILABLE, reason="no fork here")
+def test_a_backfill_reads_in_a_process_and_an_hourly_run_in_a_thread(database_url: str) -> None:
+    """A process of its own pays off on many pages; on the few of an hourly run it costs more than
+    it saves. The shop's clock is this machine's, as a live shop's is."""
+    with Sandbox(orders=300, seed=73) as live:
+        live.update(count=5)  # the newest change is minutes old, as it is in a busy shop
+        env = env_for(live, database_url, MAGENTO_PAGE_SIZE="50")
+        backfill, source = run_in_process(database_url, env, ReaderPid)
+        assert backfill.status == "success" and backfill.sync_type == "initial"
+        assert source.pid.value not in (0, os.getpid())
+        live.update(count=4)
+        hourly, source = run_in_process(database_url, env, ReaderPid)
+        assert hourly.status == "success" and hourly.sync_type == "incremental"
+        assert hourly.counts.orders_updated + hourly.counts.orders_skipped == 4  # skipped: no identity
+        assert source.pid.value == os.getpid()
+        assert readers_alive() == []
+        assert differences(db.connect(database_url), live.truth()) == []
 
 
 def test_a_dry_run_reports_the_same_with_and_without_read_ahead(tmp_path, shop: Sandbox) -> None:  # type: ignore[no-untyped-def]

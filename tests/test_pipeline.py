@@ -66,13 +66,16 @@ def newest_stored(database_url: str, source: str = "magento") -> datetime | None
 
 class Counting:
     """A source whose pages are counted as they leave it, so a test sees how far ahead the reader
-    is. The count is in shared memory: a forked reader takes the pages in a child process."""
+    is, and which notes the process reading them. Both are in shared memory: a forked reader takes
+    the pages in a child process."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = inner.name
         self.ordered_by_update = inner.ordered_by_update
-        self.count = multiprocessing.get_context("fork" if FORK_AVAILABLE else "spawn").Value("i", 0)
+        context = multiprocessing.get_context("fork" if FORK_AVAILABLE else "spawn")
+        self.count = context.Value("i", 0)
+        self.reader_pid = context.Value("i", 0)
 
     @property
     def produced(self) -> int:
@@ -85,6 +88,7 @@ class Counting:
         return self.inner.parse(payload)  # type: ignore[no-any-return]
 
     def pages(self, window: Window) -> Iterator[Page]:
+        self.reader_pid.value = os.getpid()
         for page in self.inner.pages(window):
             with self.count.get_lock():
                 self.count.value += 1
@@ -236,21 +240,6 @@ def test_no_read_ahead_reads_in_the_writers_thread(database_url: str, shop: Sand
     assert not any(READER in names for names in threads)
 
 
-class ReaderPid:
-    """A source that notes the process its pages are read in (shared memory: a forked reader's
-    pages leave it in a child)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.ordered_by_update = inner.ordered_by_update
-        self.pid = multiprocessing.get_context("fork" if FORK_AVAILABLE else "spawn").Value("i", 0)
-
-    def pages(self, window: Window) -> Iterator[Page]:
-        self.pid.value = os.getpid()
-        yield from self.inner.pages(window)
-
-
 @pytest.mark.skipif(not FORK_AVAILABLE, reason="no fork here")
 def test_a_backfill_reads_in_a_process_and_an_hourly_run_in_a_thread(database_url: str) -> None:
     """A process of its own pays off on many pages; on the few of an hourly run it costs more than
@@ -258,14 +247,14 @@ def test_a_backfill_reads_in_a_process_and_an_hourly_run_in_a_thread(database_ur
     with Sandbox(orders=300, seed=73) as live:
         live.update(count=5)  # the newest change is minutes old, as it is in a busy shop
         env = env_for(live, database_url, MAGENTO_PAGE_SIZE="50")
-        backfill, source = run_in_process(database_url, env, ReaderPid)
+        backfill, source = run_in_process(database_url, env, Counting)
         assert backfill.status == "success" and backfill.sync_type == "initial"
-        assert source.pid.value not in (0, os.getpid())
+        assert source.reader_pid.value not in (0, os.getpid())
         live.update(count=4)
-        hourly, source = run_in_process(database_url, env, ReaderPid)
+        hourly, source = run_in_process(database_url, env, Counting)
         assert hourly.status == "success" and hourly.sync_type == "incremental"
         assert hourly.counts.orders_updated + hourly.counts.orders_skipped == 4  # skipped: no identity
-        assert source.pid.value == os.getpid()
+        assert source.reader_pid.value == os.getpid()
         assert readers_alive() == []
         assert differences(db.connect(database_url), live.truth()) == []
 

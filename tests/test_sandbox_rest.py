@@ -381,6 +381,21 @@ def test_credit_memo_filters_paging_and_totals(shop: Sandbox) -> None:
         assert all(i["order_item_id"] in order_items for i in memo["items"])
 
 
+def test_credit_memos_of_listed_orders_read_the_ids_as_mysql_does(shop: Sandbox) -> None:
+    """``order_id in`` is answered from an index of memos by order: the same memos as the filter
+    over every row, however the ids are spelled, and the other groups still apply."""
+    credited = [o for o in shop.store.orders if o.credit_memos][:4]
+    a, b, c, e = (o.entity_id for o in credited)
+    listed = f"{a}, {b}.0,{c}abc,{e}.5,999999"  # 7abc reads as 7; a fraction names no order
+    first_memo = min(m.entity_id for o in credited[:3] for m in o.credit_memos)
+    body = call(shop, "creditmemos", search([("order_id", listed, "in")],
+                                            [("entity_id", str(first_memo), "gt")])).json()
+    expected = sorted(m.entity_id for o in credited[:3] for m in o.credit_memos if m.entity_id > first_memo)
+    assert [m["entity_id"] for m in body["items"]] == expected and body["total_count"] == len(expected)
+    either = call(shop, "creditmemos", search([("order_id", str(a), "in"), ("order_id", str(e), "eq")])).json()
+    assert {m["order_id"] for m in either["items"]} == {a, e}
+
+
 def _update_until_credit(sb: Sandbox, entity_id: int) -> tuple[datetime, datetime]:
     """Update one order until an update adds a credit memo: (order updated_at before, the stamp)."""
     order = sb.store.get(entity_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from synclet.bench.child import SEQUENTIAL, BenchError, SyncRun, run_start_floor, run_sync
 from synclet.bench.databases import DatabaseMaker, orders_updated, row_counts
-from synclet.bench.floor import BATCH, insert_seconds, read_rows
+from synclet.bench.floor import BATCH, TableRows, insert_seconds, read_rows
 from synclet.sandbox.server import Sandbox
 
 SEED = 1
@@ -119,23 +119,26 @@ class Bench:
         return run_sync(source, settings, self.workdir)
 
     def source_on(self, orders: int, maker: DatabaseMaker, source: str) -> SourceResult:
-        """Backfill ``source`` from a sandbox of its own into fresh databases (``runs`` times: one
-        backfill varies by a fifth on a busy machine), measure the floor for the rows it stored,
-        then time no-change runs (each after a start floor) and runs after 1 % of the orders changed
+        """Backfill ``source`` from a sandbox of its own into fresh databases, each backfill followed
+        by a floor run of the rows the first one stored (``runs`` pairs: on a busy machine one
+        backfill varies by a fifth, and a slow spell must slow both sides of the ratio), then time
+        no-change runs (each after a start floor) and runs after 1 % of the orders changed
         (``runs`` of each)."""
         label = f"{maker.kind} {source}"
         with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
             expected = expected_orders(sandbox, source)
             sandbox.prerender()
-            first = self.sync(sandbox, source, url)
-            counts = row_counts(url)
-            backfills = [first] + [self._backfill_again(sandbox, maker, source, counts) for _ in range(self.runs - 1)]
+            backfills = [self.sync(sandbox, source, url)]
+            counts, rows = row_counts(url), read_rows(url)
+            floor_runs = [self._floor(maker, rows)]
+            for _ in range(self.runs - 1):
+                backfills.append(self._backfill_again(sandbox, maker, source, counts))
+                floor_runs.append(self._floor(maker, rows))
             backfill = Throughput.of(counts, statistics.median(run.seconds for run in backfills))
             peak_rss_mib = max(_mib(run) for run in backfills)
             self.progress(f"{label}: backfill {backfill.orders:,} orders, {backfill.rows:,} rows in "
                           f"{backfill.seconds:.1f} s ({backfill.orders_per_s:,.0f} orders/s, median of {len(backfills)}), "
                           f"peak RSS {peak_rss_mib:.0f} MiB")
-            floor_runs = self._floor(maker, url)
             floor = Throughput.of(counts, statistics.median(floor_runs))
             self.progress(f"{label}: floor {floor.orders_per_s:,.0f} orders/s (median of {len(floor_runs)})")
             no_change, start_floor = self._no_change(sandbox, maker.kind, source, url)
@@ -177,13 +180,10 @@ class Bench:
             updated.append(orders_updated(url))
         return Runs.of(runs, updated)
 
-    def _floor(self, maker: DatabaseMaker, stored_url: str) -> list[float]:
-        rows = read_rows(stored_url)
-        runs = []
-        for _ in range(self.runs):
-            with maker.fresh() as url:
-                runs.append(round(insert_seconds(url, rows, BATCH), 3))
-        return runs
+    @staticmethod
+    def _floor(maker: DatabaseMaker, rows: list[TableRows]) -> float:
+        with maker.fresh() as url:
+            return round(insert_seconds(url, rows, BATCH), 3)
 
     def memory(self, maker: DatabaseMaker, source: str, small: int, big: int) -> MemoryResult:
         """Peak RSS of a backfill of ``small`` and of ``big`` orders, each from its own sandbox."""

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
-from synclet.sandbox import Sandbox
+from synclet.sandbox import Sandbox, criteria
 from synclet.sandbox.data import Order
 from synclet.sandbox.model import fmt_time, money
+from synclet.sandbox.rest import ORDER_COLUMNS
 
 NOW = datetime(2026, 1, 1)
 ORDERS = 600
@@ -379,6 +380,28 @@ def test_credit_memo_filters_paging_and_totals(shop: Sandbox) -> None:
         assert memo["subtotal"] == float(sum(d(i["row_total"]) for i in memo["items"]))
         order_items = {i["item_id"] for i in call(shop, f"orders/{memo['order_id']}").json()["items"]}
         assert all(i["order_item_id"] in order_items for i in memo["items"])
+
+
+@pytest.mark.parametrize(("field", "condition", "pick"), [
+    ("updated_at", "gt", lambda o: fmt_time(o.updated_at)),  # orders at the bound itself are out
+    ("updated_at", "gteq", lambda o: fmt_time(o.updated_at)),
+    ("updated_at", "from", lambda o: fmt_time(o.updated_at)[:10]),  # a date is its midnight
+    ("created_at", "moreq", lambda o: fmt_time(o.created_at).replace(" ", "T") + "+01:00"),
+    ("entity_id", "gteq", lambda o: f"{o.entity_id}abc"),
+    ("entity_id", "gt", lambda o: f"{o.entity_id}.5"),
+    ("updated_at", "gteq", lambda o: "yesterday"),  # unreadable: compared as text, by the scan
+])
+def test_a_lower_bound_from_the_order_index_finds_what_a_scan_finds(
+        shop: Sandbox, field: str, condition: str, pick: Callable[[Order], str]) -> None:
+    """Lower bounds on updated_at, created_at and entity_id are answered from sorted indexes: the
+    same orders, in the same (entity) order, as the filter over every order, with the other
+    groups still applied."""
+    bound = pick(sorted(shop.store.orders, key=lambda o: o.updated_at)[len(shop.store.orders) * 2 // 3])
+    groups = ([(field, bound, condition)], [("status", "canceled", "neq")])
+    body = orders(shop, *groups)
+    scanned = criteria.select(shop.store.orders, ORDER_COLUMNS, criteria.parse(search(*groups), None))
+    assert ids(body) == [o.entity_id for o in scanned] and body["total_count"] == len(scanned)
+    assert 0 < len(scanned) < len(shop.store.orders) or bound == "yesterday"
 
 
 def test_credit_memos_of_listed_orders_read_the_ids_as_mysql_does(shop: Sandbox) -> None:

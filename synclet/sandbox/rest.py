@@ -11,15 +11,16 @@ answers when an order references a product it has deleted).
 """
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 from synclet.sandbox import criteria
-from synclet.sandbox.criteria import Column, Criteria, RestError
+from synclet.sandbox.criteria import Column, Criteria, Filter, RestError
 from synclet.sandbox.data import Store
 from synclet.sandbox.model import CreditMemo, Order
 from synclet.sandbox.rest_render import STORE_IDS, customer_id, render_credit_memo, render_order, state_of
@@ -52,6 +53,10 @@ ORDER_COLUMNS: dict[str, Column] = {
     "order_currency_code": Column("text", lambda o: o.currency),
     "grand_total": Column("number", lambda o: o.grand_total),
 }
+#: Order columns whose lower bounds are answered from a sorted index, as the table's indexes would.
+RANGE_INDEXED = ("updated_at", "created_at", "entity_id")
+_LOWER_BOUNDS = {"gt": bisect.bisect_right, "gteq": bisect.bisect_left, "moreq": bisect.bisect_left,
+                 "from": bisect.bisect_left}
 MEMO_COLUMNS: dict[str, Column] = {
     "entity_id": Column("number", lambda r: r[0].entity_id),
     "increment_id": Column("text", lambda r: r[0].increment_id),
@@ -78,6 +83,8 @@ class RestApi:
         self._rendered: dict[int, str] = {}
         self._rendered_version = -1
         self._memo_index: tuple[int, list[MemoRow], dict[int, list[MemoRow]]] = (-1, [], {})
+        #: per column of RANGE_INDEXED: its values in ascending order and the position of each order
+        self._order_index: tuple[int, dict[str, tuple[list[Any], list[int]]]] = (-1, {})
 
     def prerender(self) -> None:
         """Make every order's JSON now: until the store changes, order pages are served from it, as
@@ -132,7 +139,7 @@ class RestApi:
         return render_credit_memo(*row)
 
     def _orders(self, query: Criteria) -> dict[str, Any] | bytes:
-        matching = self._matching("orders", query, lambda: self.store.orders, ORDER_COLUMNS)
+        matching = self._matching("orders", query, lambda: self._order_rows(query), ORDER_COLUMNS)
         page = criteria.page_of(matching, query)
         broken = self.store.rest_broken
         if broken and any(order.entity_id in broken for order in page):
@@ -143,6 +150,27 @@ class RestApi:
                     f'"total_count": {len(matching)}}}').encode("utf-8")
         return {"items": [render_order(order) for order in page], "search_criteria": query.echo,
                 "total_count": len(matching)}
+
+    def _order_rows(self, query: Criteria) -> list[Order]:
+        """Every order, in entity order; when a group of ``query`` is a single lower bound (``gt``,
+        ``gteq``) on an indexed column, only the orders past it, found by bisection (the filter
+        still applies). An incremental run asks for the last hour of the store, each request with
+        a new bound: a scan of every order per request was most of the sandbox's CPU in such a run."""
+        bound = _lower_bound(query)
+        if bound is None:
+            return self.store.orders
+        field, condition, operand = bound
+        if self._order_index[0] != self.store.version:
+            self._order_index = (self.store.version, {})
+        indexes = self._order_index[1]
+        if field not in indexes:
+            value = ORDER_COLUMNS[field].value
+            keyed = sorted((key, position) for position, order in enumerate(self.store.orders)
+                           if (key := value(order)) is not None)
+            indexes[field] = ([key for key, _ in keyed], [position for _, position in keyed])
+        keys, positions = indexes[field]
+        cut = _LOWER_BOUNDS[condition](keys, operand)
+        return [self.store.orders[position] for position in sorted(positions[cut:])]
 
     def _memos(self, query: Criteria) -> dict[str, Any]:
         matching = self._matching("creditmemos", query, lambda: self._memo_rows(query), MEMO_COLUMNS)
@@ -186,12 +214,30 @@ class RestApi:
         return matching
 
 
+def _lone_filters(query: Criteria) -> Iterator[Filter]:
+    """The filter of each group that holds only one (with a value): every matching row passes it."""
+    return (group[0] for group in query.groups if len(group) == 1 and group[0].value is not None)
+
+
+def _lower_bound(query: Criteria) -> tuple[str, str, Any] | None:
+    """(column, condition, operand) of a lone lower bound on an indexed order column; None when the
+    query has none, or when its literal is no value of the column (an unreadable time is compared
+    as text)."""
+    for spec in _lone_filters(query):
+        if spec.field in RANGE_INDEXED and spec.condition in _LOWER_BOUNDS:
+            column = ORDER_COLUMNS[spec.field]
+            read, operand = column.operand(str(spec.value))
+            if read == column.value:
+                return spec.field, spec.condition, operand
+    return None
+
+
 def _order_ids_named(query: Criteria) -> set[Decimal] | None:
-    """The order ids of a group that is a single ``order_id in`` filter, which every matching row
-    must satisfy; None when the query has no such group. Ids read as MySQL reads them (``7abc``
-    is 7); a Decimal finds the int key it equals, and a fraction finds none."""
+    """The order ids of a lone ``order_id in`` filter; None when the query has none. Ids read as
+    MySQL reads them (``7abc`` is 7); a Decimal finds the int key it equals, and a fraction finds
+    none."""
     order_id = MEMO_COLUMNS["order_id"]
-    for group in query.groups:
-        if len(group) == 1 and group[0].field == "order_id" and group[0].condition == "in" and group[0].value is not None:
-            return {order_id.operand(item.strip())[1] for item in str(group[0].value).split(",")}
+    for spec in _lone_filters(query):
+        if spec.field == "order_id" and spec.condition == "in":
+            return {order_id.operand(item.strip())[1] for item in str(spec.value).split(",")}
     return None

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
@@ -64,8 +65,10 @@ class Settings:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
         return self.mask(f"Settings({shown})")
 
-    def secrets(self) -> list[str]:
-        """Every secret value set, longest first so a secret inside another is masked whole."""
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set, longest first so a secret inside another is masked whole.
+        Worked out once: every request's and every log line's text is masked with it."""
         values = [
             self.magento_access_key,
             self.magento_token,
@@ -76,11 +79,11 @@ class Settings:
         plain = {str(v) for v in values if v}
         # A secret inside a URL travels percent-encoded; mask that spelling too.
         encoded = {quote(v, safe="") for v in plain} | {quote_plus(v) for v in plain}
-        return sorted(plain | encoded, key=len, reverse=True)
+        return tuple(sorted(plain | encoded, key=len, reverse=True))
 
     def mask(self, text: str) -> str:
         """``text`` with every configured secret replaced, for anything that leaves the process."""
-        for secret in self.secrets():
+        for secret in self.secrets:
             text = text.replace(secret, MASK)
         return text
 

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import tenacity
@@ -89,6 +89,26 @@ def _own_headers_only(request: requests.PreparedRequest) -> requests.PreparedReq
     return request
 
 
+class _Session(requests.Session):
+    """A session that reads the environment's proxies and CA bundle once per origin, not for
+    every request: requests scans every environment variable twice per request for them, a tenth
+    of the CPU of a request per order. A cron run's environment does not change while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        if proxies or stream is not None or verify is not None or cert is not None:  # set per request: not ours
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        settings = self._environment.get(origin)
+        if settings is None:
+            settings = self._environment[origin] = super().merge_environment_settings(url, {}, None, None, None)
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 class HttpClient:
     """A ``requests.Session`` with synclet's policy; one per run, shared by a run's calls."""
 
@@ -108,7 +128,7 @@ class HttpClient:
         self.mask = mask
         self.backoff = tenacity.wait_exponential(multiplier=backoff_seconds, max=60.0) + tenacity.wait_random(0, backoff_seconds)
         self.max_total_seconds = max_total_seconds
-        self.session = session or requests.Session()
+        self.session = session or _Session()
         self.session.auth = _own_headers_only
         _SESSIONS.add(self.session)
         self.session.headers["User-Agent"] = f"synclet/{__version__}"
@@ -173,7 +193,6 @@ class HttpClient:
     def _send(
         self, method: str, url: str, final: Callable[[requests.Response], bool] | None, **kwargs: Any
     ) -> requests.Response:
-        where = self.describe(url)
         with self._quiet_lock:
             quiet = self._quiet_until - time.monotonic()
         if quiet > 0:
@@ -181,15 +200,15 @@ class HttpClient:
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout:
-            raise _Transient(f"{method} {where}: no answer within {self.timeout:g}s") from None
+            raise _Transient(f"{method} {self.describe(url)}: no answer within {self.timeout:g}s") from None
         except requests.ConnectionError as error:
-            raise _Transient(f"{method} {where}: cannot connect ({_reason(error)})") from None
+            raise _Transient(f"{method} {self.describe(url)}: cannot connect ({_reason(error)})") from None
         except requests.exceptions.ChunkedEncodingError as error:  # the body stopped short of its length
-            raise _Transient(f"{method} {where}: the answer broke off ({_reason(error)})") from None
+            raise _Transient(f"{method} {self.describe(url)}: the answer broke off ({_reason(error)})") from None
         except requests.RequestException as error:
-            raise RemoteError(self.mask(f"{method} {where}: {_reason(error)}")) from None
+            raise RemoteError(self.mask(f"{method} {self.describe(url)}: {_reason(error)}")) from None
         if response.status_code in RETRY_STATUSES and not (final is not None and final(response)):
-            raise _Transient(f"{method} {where}: HTTP {response.status_code} {_snippet(response)}", response)
+            raise _Transient(f"{method} {self.describe(url)}: HTTP {response.status_code} {_snippet(response)}", response)
         return response
 
     def _sleep(self, seconds: float) -> None:
@@ -219,26 +238,32 @@ class HttpClient:
         Hostile bodies still decode: invalid UTF-8 and lone surrogates (which no database driver
         can encode) become U+FFFD; numbers become int or Decimal, never float, and ``NaN`` or
         ``Infinity`` a non-finite Decimal that the parser rejects with the field it sits in."""
-        where = f"{response.request.method} {self.describe(response.url)}"
         if response.status_code in (401, 403):
-            raise AuthError(self.mask(f"{where}: HTTP {response.status_code}, credentials refused {_snippet(response)}"))
+            raise AuthError(self.mask(f"{self._where(response)}: HTTP {response.status_code}, credentials refused "
+                                      f"{_snippet(response)}"))
         if response.status_code >= 400:
-            raise RemoteError(self.mask(f"{where}: HTTP {response.status_code} {_snippet(response)}"))
+            raise RemoteError(self.mask(f"{self._where(response)}: HTTP {response.status_code} {_snippet(response)}"))
         try:
             text = response.content.decode("utf-8-sig")
         except UnicodeDecodeError:
-            log.warning("%s: the answer is not valid UTF-8; undecodable bytes were read as U+FFFD", where)
+            log.warning("%s: the answer is not valid UTF-8; undecodable bytes were read as U+FFFD", self._where(response))
             text = response.content.decode("utf-8-sig", "replace")
         try:
             body = loads(text)
             if _SURROGATE_ESCAPE.search(response.content):  # valid pairs are already one character each
                 body = map_json(body, replace_lone_surrogates)
         except RecursionError:
-            raise ProtocolError(self.mask(f"{where}: answer is nested too deeply to read {_snippet(response)}")) from None
+            raise ProtocolError(self.mask(f"{self._where(response)}: answer is nested too deeply to read "
+                                          f"{_snippet(response)}")) from None
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            raise ProtocolError(self.mask(f"{where}: answer is not JSON ({kind}) {_snippet(response)}")) from None
+            raise ProtocolError(self.mask(f"{self._where(response)}: answer is not JSON ({kind}) {_snippet(response)}")) from None
         return body
+
+    def _where(self, response: requests.Response) -> str:
+        """The request of ``response`` as a message names it; only on the way to one, since masking
+        a URL costs more than the rest of reading a small answer."""
+        return f"{response.request.method} {self.describe(response.url)}"
 
 
 def query_string(params: Mapping[str, Any] | str | None) -> str:

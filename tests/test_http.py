@@ -213,3 +213,19 @@ def test_a_stop_ends_the_wait_for_a_retry(serve) -> None:  # type: ignore[no-unt
 def wait_until(condition: Callable[[], bool]) -> None:
     while not condition():
         time.sleep(0.01)
+
+
+def test_the_environments_proxies_apply_to_every_request_and_no_proxy_is_honoured(serve, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The client reads proxy settings once per origin, not per request: each request still goes
+    through the proxy the environment names, and a host in no_proxy is still reached directly."""
+    proxy, direct = serve(OK), serve(OK)
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, proxy.url.split("/api", 1)[0])
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1")
+    http = client()
+    for _ in range(2):
+        assert http.get_json("http://shop.invalid/api/orders?page=1") == {"ok": Decimal("1.50")}
+    assert http.get_json(direct.url) == {"ok": Decimal("1.50")}
+    assert proxy.requests == ["http://shop.invalid/api/orders?page=1"] * 2
+    assert direct.requests == [f"/api?AccessKey={SECRET}"]

@@ -25,6 +25,9 @@ SOURCE_APIS: dict[str, dict[str, bool]] = {
 PER_ORDER_SOURCES = frozenset({"valerdat"})
 _TRUTH_VIEWS = {"magento": "onesaas", "magento-rest": "rest", "valerdat": "valerdat"}
 CHANGED_SHARE = 0.01
+#: No-change runs (and start floors) per run of the other figures: each takes half a second, and
+#: a median of three of them moved by a tenth of a second with the machine's busy spells.
+NO_CHANGE_RUNS_PER_RUN = 3
 CHANGE_INTERVAL = timedelta(hours=1)
 Progress = Callable[[str], None]
 
@@ -143,7 +146,7 @@ class Bench:
             self.progress(f"{label}: floor {floor.orders_per_s:,.0f} orders/s (median of {len(floor_runs)})")
             no_change, start_floor = self._no_change(sandbox, maker.kind, source, url)
             self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s, start floor "
-                          f"{start_floor.median_s:.2f} s (medians of {self.runs})")
+                          f"{start_floor.median_s:.2f} s (medians of {len(no_change.seconds)})")
             changed_orders = max(1, round(orders * CHANGED_SHARE))
             changed = self._changed(sandbox, source, url, changed_orders)
             self.progress(f"{label}: {changed_orders:,} changed, incremental {changed.median_s:.2f} s (median of {self.runs})")
@@ -165,7 +168,7 @@ class Bench:
         """No-change runs, each right after a start floor, so that a machine getting busier (or
         quieter) between the two moves both."""
         runs, floors = [], []
-        for _ in range(self.runs):
+        for _ in range(self.runs * NO_CHANGE_RUNS_PER_RUN):
             floors.append(run_start_floor(database, self.workdir))
             runs.append(self.sync(sandbox, source, url))
         return Runs.of(runs), Runs.of(floors)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 
-from synclet.bench.measure import PER_ORDER_SOURCES
+from synclet.bench.measure import NO_CHANGE_RUNS_PER_RUN, PER_ORDER_SOURCES
 
 if TYPE_CHECKING:
     from synclet.bench.databases import DatabaseMaker
@@ -122,7 +122,8 @@ def render(result: dict[str, Any]) -> str:
               [(e["database"], e["source"], e["backfill"]["orders"], e["backfill"]["rows"], e["backfill"]["seconds"],
                 e["backfill"]["orders_per_s"], e["backfill"]["rows_per_s"], e["peak_rss_mib"], e["floor"]["orders_per_s"],
                 e["floor"]["rows_per_s"], e["backfill_over_floor"]) for e in result["sources"]]),
-        f"\nIncremental runs after the backfill, wall seconds including process start (median of {runs}); "
+        f"\nIncremental runs after the backfill, wall seconds including process start (no change: median of "
+        f"{runs * NO_CHANGE_RUNS_PER_RUN}, each after a start floor; 1 % changed: median of {runs}); "
         f"the start floor is a process that only imports SQLAlchemy with the driver, requests, click and "
         f"python-dotenv:",
         table(("database", "source", "no change", "start floor", "above floor", "1 % changed", "orders changed"),

@@ -446,7 +446,9 @@ def test_sandbox_imports_nothing_else_from_synclet() -> None:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_serve_forever_prints_settings_and_stops_on_a_signal(stop_signal: int) -> None:
-    code = "from synclet.sandbox import serve_forever; serve_forever(port=0, orders=30, seed=2)"
+    """Ctrl-C stops it even where it starts with SIGINT ignored, as a shell's background job does."""
+    code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "from synclet.sandbox import serve_forever; serve_forever(port=0, orders=30, seed=2)")
     process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         lines: list[str] = []

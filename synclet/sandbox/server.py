@@ -315,7 +315,7 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
             echo(f"  # {name}={value}")
     echo(f"  # BIGBLOCK_LOCATIONS_CSV=locations.csv   (curl -s {sandbox.url}{CONTROL_PREFIX}bigblock/locations.csv > locations.csv)")
     echo("Press Ctrl-C to stop.")
-    previous = _stop_on_sigterm()
+    previous = _stop_on_signals()
     try:
         while True:
             time.sleep(3600)
@@ -323,16 +323,18 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
         echo("stopping the sandbox")
     finally:
         sandbox.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _stop_on_sigterm() -> Any:
-    """Let ``kill`` (a harness, a container stop) end the foreground sandbox as Ctrl-C does."""
+def _stop_on_signals() -> dict[int, Any]:
+    """Let ``kill`` (a harness, a container stop) end the foreground sandbox as Ctrl-C does, and
+    Ctrl-C end it even where the shell started it with SIGINT ignored (a background job), as it
+    ends a sync. Returns the handlers replaced."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    return {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}

@@ -14,7 +14,7 @@ import synclet.cli
 from synclet.bench.__main__ import main
 from synclet.bench.child import BenchError
 from synclet.bench.databases import DatabaseMaker
-from synclet.bench.measure import NO_CHANGE_RUNS_PER_RUN
+from synclet.bench.measure import NO_CHANGE_RUNS_PER_RUN, PER_ORDER_SOURCES
 from synclet.bench.report import table
 from tests.conftest import MARIADB_SERVER, REQUIRE_MARIADB
 
@@ -64,6 +64,12 @@ def test_every_database_and_source_is_backfilled_completely(bench_run: tuple[dic
         assert len(entry["start_floor"]["seconds"]) == runs * NO_CHANGE_RUNS_PER_RUN
         assert all(seconds > 0 for seconds in entry["start_floor"]["seconds"])
         assert entry["no_change_over_start_s"] == pytest.approx(entry["no_change"]["median_s"] - entry["start_floor"]["median_s"], abs=0.002)
+        if entry["source"] in PER_ORDER_SOURCES:  # the bench checked that it fetched every order
+            assert len(entry["fetch_alone"]["seconds"]) == runs and entry["fetch_alone"]["median_s"] > 0
+            assert entry["fetch_alone_over_backfill"] == pytest.approx(
+                entry["fetch_alone"]["median_s"] / entry["backfill"]["seconds"], abs=0.002)
+        else:
+            assert entry["fetch_alone"] is None and entry["fetch_alone_over_backfill"] is None
 
 
 def test_memory_latency_and_machine_are_reported(bench_run: tuple[dict[str, Any], str, list[str]]) -> None:

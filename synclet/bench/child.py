@@ -49,6 +49,7 @@ class BenchError(RuntimeError):
 class SyncRun:
     seconds: float  # wall, from fork to exit: includes interpreter start and imports
     peak_rss_kib: int
+    stdout: str = ""
 
 
 def child_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -72,6 +73,13 @@ def run_start_floor(database: str, workdir: Path) -> SyncRun:
                 {}, workdir)
 
 
+def run_fetch_alone(settings: Mapping[str, str], workdir: Path) -> SyncRun:
+    """``synclet.bench.fetch_alone`` in a child: every Valerdat order fetched with plain requests,
+    nothing else; its stdout is how many."""
+    return _run([sys.executable, "-m", "synclet.bench.fetch_alone"], "fetching every Valerdat order alone",
+                {**settings, "PYTHONPATH": str(ENTRY_POINT.parent)}, workdir)
+
+
 def _run(command: list[str], label: str, settings: Mapping[str, str], workdir: Path) -> SyncRun:
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         report, stdout, stderr = (Path(folder) / name for name in ("report", "stdout", "stderr"))
@@ -84,4 +92,4 @@ def _run(command: list[str], label: str, settings: Mapping[str, str], workdir: P
         seconds, peak_rss_kib, exit_code = report.read_text().split()
     if exit_code != "0":
         raise BenchError(f"{label} exited {exit_code}: {(errors or output).strip()[-2000:]}")
-    return SyncRun(float(seconds), int(peak_rss_kib))
+    return SyncRun(float(seconds), int(peak_rss_kib), output)

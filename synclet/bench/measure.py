@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from synclet.bench.child import SEQUENTIAL, BenchError, SyncRun, run_start_floor, run_sync
+from synclet.bench.child import SEQUENTIAL, BenchError, SyncRun, run_fetch_alone, run_start_floor, run_sync
 from synclet.bench.databases import DatabaseMaker, orders_updated, row_counts
 from synclet.bench.floor import BATCH, TableRows, insert_seconds, read_rows
 from synclet.sandbox.server import Sandbox
@@ -78,6 +78,10 @@ class SourceResult:
     no_change_over_start_s: float  # the medians' difference: what synclet itself costs
     changed_orders: int
     changed: Runs
+    # Sources that ask for each order on their own: every order fetched with plain requests alone,
+    # after each backfill, and that time over the backfill's (1.0: the backfill is as fast).
+    fetch_alone: Runs | None = None
+    fetch_alone_over_backfill: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,9 @@ class Bench:
     def source_on(self, orders: int, maker: DatabaseMaker, source: str) -> SourceResult:
         """Backfill ``source`` from a sandbox of its own into fresh databases, each backfill followed
         by a floor run of the rows the first one stored (``runs`` pairs: on a busy machine one
-        backfill varies by a fifth, and a slow spell must slow both sides of the ratio), then time
-        no-change runs (each after a start floor) and runs after 1 % of the orders changed
-        (``runs`` of each)."""
+        backfill varies by a fifth, and a slow spell must slow both sides of the ratio) and, for a
+        source that asks for each order on its own, by its orders fetched with requests alone; then
+        time no-change runs (each after a start floor) and runs after 1 % of the orders changed."""
         label = f"{maker.kind} {source}"
         with Sandbox(orders, SEED) as sandbox, maker.fresh() as url:
             expected = expected_orders(sandbox, source)
@@ -134,9 +138,13 @@ class Bench:
             backfills = [self.sync(sandbox, source, url)]
             counts, rows = row_counts(url), read_rows(url)
             floor_runs = [self._floor(maker, rows)]
+            per_order = source in PER_ORDER_SOURCES
+            fetches = [self._fetch_alone(sandbox, source, expected)] if per_order else []
             for _ in range(self.runs - 1):
                 backfills.append(self._backfill_again(sandbox, maker, source, counts))
                 floor_runs.append(self._floor(maker, rows))
+                if per_order:
+                    fetches.append(self._fetch_alone(sandbox, source, expected))
             backfill = Throughput.of(counts, statistics.median(run.seconds for run in backfills))
             peak_rss_mib = max(_mib(run) for run in backfills)
             self.progress(f"{label}: backfill {backfill.orders:,} orders, {backfill.rows:,} rows in "
@@ -144,6 +152,10 @@ class Bench:
                           f"peak RSS {peak_rss_mib:.0f} MiB")
             floor = Throughput.of(counts, statistics.median(floor_runs))
             self.progress(f"{label}: floor {floor.orders_per_s:,.0f} orders/s (median of {len(floor_runs)})")
+            fetch_alone = Runs.of(fetches) if fetches else None
+            if fetch_alone is not None:
+                self.progress(f"{label}: every order fetched with requests alone in {fetch_alone.median_s:.1f} s "
+                              f"(median of {len(fetches)})")
             no_change, start_floor = self._no_change(sandbox, maker.kind, source, url)
             self.progress(f"{label}: no-change incremental {no_change.median_s:.2f} s, start floor "
                           f"{start_floor.median_s:.2f} s (medians of {len(no_change.seconds)})")
@@ -153,7 +165,16 @@ class Bench:
         return SourceResult(maker.kind, source, expected, backfill, [round(run.seconds, 3) for run in backfills],
                             peak_rss_mib, floor, floor_runs, round(backfill.orders_per_s / floor.orders_per_s, 3),
                             no_change, start_floor, round(no_change.median_s - start_floor.median_s, 3),
-                            changed_orders, changed)
+                            changed_orders, changed, fetch_alone,
+                            None if fetch_alone is None else round(fetch_alone.median_s / backfill.seconds, 3))
+
+    def _fetch_alone(self, sandbox: Sandbox, source: str, expected: int) -> SyncRun:
+        """The orders of a source that asks for each on its own, fetched with plain requests and
+        nothing else (``synclet.bench.fetch_alone``)."""
+        run = run_fetch_alone(sandbox.env(**SOURCE_APIS[source]), self.workdir)
+        if run.stdout.strip() != str(expected):
+            raise BenchError(f"{source}: fetching alone read {run.stdout.strip() or 'nothing'}, not {expected} orders")
+        return run
 
     def _backfill_again(self, sandbox: Sandbox, maker: DatabaseMaker, source: str, counts: Mapping[str, int]) -> SyncRun:
         """One more backfill into a fresh database; it must store what the first one stored."""

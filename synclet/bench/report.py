@@ -130,6 +130,16 @@ def render(result: dict[str, Any]) -> str:
               [(e["database"], e["source"], e["no_change"]["median_s"], e["start_floor"]["median_s"],
                 e["no_change_over_start_s"], e["changed"]["median_s"], e["changed_orders"]) for e in result["sources"]]),
     ]
+    fetched = [e for e in result["sources"] if e.get("fetch_alone")]
+    if fetched:
+        parts += [
+            "\nSources that ask for each order on their own: every order fetched with plain requests and "
+            "nothing else (the same threads, no parsing, no database), the bound of such a backfill on these cores; "
+            f"median of {runs}:",
+            table(("database", "source", "backfill s", "fetch alone s", "fetch alone / backfill"),
+                  [(e["database"], e["source"], e["backfill"]["seconds"], e["fetch_alone"]["median_s"],
+                    e["fetch_alone_over_backfill"]) for e in fetched]),
+        ]
     memory = result["memory"]
     parts += [
         f"\nMemory: backfill of {memory['source']} into {memory['database']}:",

@@ -1,5 +1,5 @@
 """Entry point for ``python synclet.py``."""
-from synclet.cli import main
+from synclet.startup import main
 
 if __name__ == "__main__":
     main()

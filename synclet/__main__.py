@@ -1,4 +1,4 @@
 """``python -m synclet``."""
-from synclet.cli import main
+from synclet.startup import main
 
 main()

@@ -119,7 +119,6 @@ class HttpClient:
         mask: Callable[[str], str] = lambda text: text,
         backoff_seconds: float = 1.0,
         max_total_seconds: float = 600.0,
-        session: requests.Session | None = None,
         stop: threading.Event | None = None,
         connections: int = POOL_CONNECTIONS,
     ) -> None:
@@ -128,11 +127,11 @@ class HttpClient:
         self.mask = mask
         self.backoff = tenacity.wait_exponential(multiplier=backoff_seconds, max=60.0) + tenacity.wait_random(0, backoff_seconds)
         self.max_total_seconds = max_total_seconds
-        self.session = session or _Session()
+        self.session = _Session()
         self.session.auth = _own_headers_only
         _SESSIONS.add(self.session)
         self.session.headers["User-Agent"] = f"synclet/{__version__}"
-        if session is None and connections > POOL_CONNECTIONS:
+        if connections > POOL_CONNECTIONS:
             # Parallel requests beyond the default pool would each open (and drop) a connection.
             for prefix in ("http://", "https://"):
                 self.session.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=connections))

@@ -123,11 +123,12 @@ def test_every_quirk_is_present(shop: Sandbox) -> None:
     assert any(not item["unit_price_ex_tax"].endswith("00") for item in lines)  # 4-place prices
 
 
-def test_generating_20000_orders_is_fast() -> None:
-    started = time.perf_counter()
+def test_a_store_of_20000_orders_has_unique_ids_and_numbers_within_its_window() -> None:
+    """The bench's size: how fast it is generated is the bench's business, not a timed assertion."""
     store = Store.generate(20_000, seed=1, now=NOW)
     assert len(store) == 20_000
-    assert time.perf_counter() - started < 5
+    assert len(store.by_id) == len({order.increment_id for order in store.orders}) == 20_000
+    assert all(NOW - timedelta(days=30) <= order.created_at <= order.updated_at <= store.clock for order in store.orders)
 
 
 # --- truth ----------------------------------------------------------------------------------------

@@ -119,16 +119,27 @@ def test_a_schema_from_another_synclet_is_refused_in_one_line(database_url: str)
 
 
 def test_overlapping_first_runs_wait_and_migrate_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first migration is slowed down so the second run asks while it is under way."""
+    """The first migration waits until the second run has asked for the schema lock, so the
+    second asks while the first is under way."""
     real_upgrade = db.command.upgrade
+    asked: list[str] = []
     migrations: list[str] = []
 
-    def slow_upgrade(*args: Any, **kwargs: Any) -> None:
+    class RecordedLock(SchemaLock):
+        def acquire(self) -> None:
+            asked.append(threading.current_thread().name)
+            super().acquire()
+
+    def upgrade_once_both_asked(*args: Any, **kwargs: Any) -> None:
         migrations.append(threading.current_thread().name)
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while len(asked) < 2:
+            assert time.monotonic() < deadline, "the second run never asked for the schema lock"
+            time.sleep(0.01)
         real_upgrade(*args, **kwargs)
 
-    monkeypatch.setattr(db.command, "upgrade", slow_upgrade)
+    monkeypatch.setattr(db, "SchemaLock", RecordedLock)
+    monkeypatch.setattr(db.command, "upgrade", upgrade_once_both_asked)
     start = threading.Barrier(2)
     results: dict[str, tuple[str | None, str | None]] = {}
     errors: list[BaseException] = []

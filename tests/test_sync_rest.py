@@ -157,6 +157,17 @@ def test_one_order_the_shop_cannot_load_is_rejected_and_the_rest_stored(database
     assert mismatches(database_url, shop) == []
 
 
+def test_an_unloadable_order_with_credit_memos_is_rejected_once_a_run(database_url: str, shop: Sandbox) -> None:
+    """The memo pass after the orders walk meets the order again (its memos were never read): it
+    is neither asked for nor counted a second time."""
+    broken = next(order.entity_id for order in shop.store.orders if order.credit_memos)
+    shop.set_rest_broken([broken])
+    result = run_cli("sync", env=rest_env(shop, database_url))
+    assert result.exit_code == 1 and ", 1 rejected," in result.output
+    assert runs_of(database_url, SOURCE)[-1]["orders_rejected"] == 1
+    assert Path("synclet.log").read_text().count(f"Rejected order {SOURCE} {broken}:") == 1
+
+
 def test_a_page_size_above_the_shops_cap_is_halved(database_url: str) -> None:
     with Sandbox(orders=400, seed=42, now=NOW, rest_max_page_size=60) as shop:
         result = run_cli("sync", env=rest_env(shop, database_url, MAGENTO_REST_PAGE_SIZE="300"))

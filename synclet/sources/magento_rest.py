@@ -114,7 +114,7 @@ class MagentoRestSource:
         hours past a memo made during it, so only this run can still see that memo."""
         numbers = itertools.count()
         created = [("created_at", "gteq", window.created_after.strftime(TIME_FORMAT))]
-        read: dict[int, int | None] = {}  # memo entity_id -> the updated_at second this run read it at
+        read = _Read()
         start = window.updated_after or window.created_after
         if window.updated_after is not None:
             yield from self._credited(start, created, read, numbers, window.stored_credits)
@@ -125,32 +125,36 @@ class MagentoRestSource:
     def parse(self, payload: Mapping[str, Any]) -> Order:
         return parse_stored(payload, self.name)
 
-    def _credited(self, since: datetime, created: list[Filter], read: dict[int, int | None], numbers: Iterator[int],
+    def _credited(self, since: datetime, created: list[Filter], read: _Read, numbers: Iterator[int],
                   stored: Callable[[Sequence[str]], Mapping[str, datetime | None]] | None = None) -> Iterator[Page]:
         """The orders (in the window) of the memos updated since ``since`` that neither this run has
         read nor the database holds at that version, with all their memos. Memos already read or
         stored cost one list request, not an order."""
         for memos in self._walk("creditmemos", [], _Keyset(UPDATED, _seconds(since))):
-            fresh = [memo for memo in memos if read.get(_whole(memo, "entity_id"), -1) != _updated_second(memo)]
-            read.update(_memo_version(memo) for memo in fresh)  # settled even if the order is outside the window
+            fresh = [memo for memo in memos if read.memos.get(_whole(memo, "entity_id"), -1) != _updated_second(memo)]
+            read.memos.update(_memo_version(memo) for memo in fresh)  # settled even if the order is outside the window
             if fresh and stored is not None:
                 held = stored([str(_whole(memo, "entity_id")) for memo in fresh])
                 fresh = [memo for memo in fresh if _stored_second(held, memo) != _updated_second(memo)]
-            order_ids = sorted({_whole(memo, "order_id") for memo in fresh})
+            order_ids = sorted({_whole(memo, "order_id") for memo in fresh} - read.unloadable)
             if order_ids:
                 by_id = [("entity_id", "in", ",".join(map(str, order_ids)))]
                 for batch in self._walk("orders", created + by_id, _Keyset(ENTITY, 1)):
                     yield self._page(next(numbers), batch, read, advances_cursor=False)
 
-    def _page(self, number: int, batch: list[Any], read: dict[int, int | None], advances_cursor: bool = True,
+    def _page(self, number: int, batch: list[Any], read: _Read, advances_cursor: bool = True,
               memos: list[dict[str, Any]] | None = None) -> Page:
-        """The batch's orders with their memos (fetched here unless given); the memos' versions go into ``read``."""
+        """The batch's orders with their memos (fetched here unless given), into ``read``; an order
+        that cannot be loaded is rejected once a run, though the memo pass may meet it again."""
         orders = [entry for entry in batch if not isinstance(entry, Rejected)]
         if memos is None:
             memos = self._credit_memos([_whole(order, "entity_id") for order in orders]) if orders else []
-        read.update(_memo_version(memo) for memo in memos)
+        read.memos.update(_memo_version(memo) for memo in memos)
         page = parse_page(number, orders, memos, self.name)
-        page.rejected += [entry for entry in batch if isinstance(entry, Rejected)]
+        for entry in batch:
+            if isinstance(entry, Rejected) and int(entry.external_id) not in read.unloadable:
+                read.unloadable.add(int(entry.external_id))
+                page.rejected.append(entry)
         page.advances_cursor = advances_cursor
         return page
 
@@ -394,6 +398,15 @@ class _Key(NamedTuple):
     unique: bool  # entity_id: one entry per value; updated_at: any number per second
     of: Callable[[Mapping[str, Any]], int]
     text: Callable[[int], str]
+
+
+@dataclass
+class _Read:
+    """What one run has read: each memo's version (entity_id -> updated_at second), and the orders
+    that could not be loaded (rejected once)."""
+
+    memos: dict[int, int | None] = field(default_factory=dict)
+    unloadable: set[int] = field(default_factory=set)
 
 
 @dataclass

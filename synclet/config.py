@@ -5,6 +5,7 @@ setting, so a typo in a crontab's environment fails loudly instead of syncing th
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import Original, parse_stream
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -28,6 +30,7 @@ SOURCE_NAMES = ("magento", "magento-rest", "valerdat")
 DEFAULT_BIGBLOCK_STATUSES = frozenset({"pending", "processing", "confirmed"})
 DEFAULT_BIGBLOCK_CANCELLED_STATUSES = frozenset({"canceled", "cancelled"})
 _SECRET_QUERY_KEYS = re.compile(r"(key|token|password|passwd|secret|signature)", re.IGNORECASE)
+_LEADING_NAME = re.compile(r"[^\S\r\n]*(?:export[^\S\r\n]+)?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True, repr=False)
@@ -142,11 +145,33 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"--env-file: {env_file} does not exist")
     path = env_file if env_file is not None else Path(".env")
-    merged: dict[str, str] = {}
-    if path.is_file():
-        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged = read_env_file(path) if path.is_file() else {}
     merged.update(environ)
     return _Reader(merged).settings()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The values of a ``.env`` file as python-dotenv reads them; a line it cannot parse (which it
+    would only warn about and skip) is a ConfigError naming the line, never showing its value."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start + 1}); save it as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
+    broken = next((binding.original for binding in parse_stream(io.StringIO(text)) if binding.error), None)
+    if broken is not None:
+        raise ConfigError(_unparsable(path, broken))
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def _unparsable(path: Path, line: Original) -> str:
+    """The message for a line python-dotenv cannot parse: its number, and the setting it starts
+    with when that is one of synclet's (anything else might be a pasted password)."""
+    where = f"line {line.line} of {path} cannot be read (write NAME=value, any quote closed)"
+    leading = _LEADING_NAME.match(line.string)
+    name = leading[1] if leading else None
+    return f"{name}: {where}" if name in SETTING_NAMES else where
 
 
 class _Reader:
@@ -326,6 +351,10 @@ class _Reader:
             bigblock_allow_missing_location=self.boolean("BIGBLOCK_ALLOW_MISSING_LOCATION", False),
             bigblock_push_after_sync=self.boolean("BIGBLOCK_PUSH_AFTER_SYNC", False),
         )
+
+
+#: Every setting's name, as the environment and a ``.env`` file spell it.
+SETTING_NAMES = frozenset({f.name.upper() for f in fields(Settings)} | {"DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"})
 
 
 def overlap(settings: Settings) -> timedelta:

@@ -160,3 +160,55 @@ def test_settings_never_show_secrets() -> None:
     shown = repr(settings) + settings.masked_database_url()
     assert "k3y-s3cr3t" not in shown and "dbpw!x" not in shown
     assert settings.mask("GET ?AccessKey=k3y-s3cr3t failed") == "GET ?AccessKey=*** failed"
+
+
+BROKEN_LINES = (
+    'MAGENTO_BASE_URL=http://127.0.0.1:1/onesaas\nMAGENTO_ACCESS_KEY=k\nDATABASE_URL=sqlite:///x.db\n'
+    'INITIAL_SYNC_DATE="2026-12-01\nMAGENTO_PAGE_SIZE 5\nHTTP_MAX_RETRIES=0\n'
+)
+
+
+@pytest.mark.parametrize("command", [["test"], ["sync"], ["status"], ["push", "bigblock"], ["init"]])
+def test_an_unparsable_env_file_line_exits_2_naming_file_line_and_setting(
+        command: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """python-dotenv only warns and skips such a line: the sync would run from today."""
+    (tmp_path / "bad.env").write_text(BROKEN_LINES)
+    result = run_cli("--env-file", "bad.env", *command)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "Error: INITIAL_SYNC_DATE: line 4 of bad.env cannot be read (write NAME=value, any quote closed)"]
+    assert not any(record.name.startswith("dotenv") for record in caplog.records)
+    assert "could not parse" not in result.output
+    assert not Path("x.db").exists()
+
+
+def test_an_unparsable_dot_env_line_never_shows_its_value() -> None:
+    Path(".env").write_text("LOG_FILE=\n# the password\nVALERDAT_PASSWORD='pa$$ w0rd\n")
+    result = run_cli("status")
+    assert result.exit_code == 2
+    assert result.output == "Error: VALERDAT_PASSWORD: line 3 of .env cannot be read (write NAME=value, any quote closed)\n"
+
+
+def test_an_unparsable_line_of_no_known_setting_is_named_by_its_number_only() -> None:
+    """What starts the line may be a pasted password, not a name."""
+    Path(".env").write_text("LOG_FILE=\n  hunter2 x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={})
+    assert str(caught.value) == "line 2 of .env cannot be read (write NAME=value, any quote closed)"
+
+
+def test_an_env_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "latin1.env").write_bytes("MAGENTO_ACCESS_KEY=clé\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "latin1.env", environ={})
+    assert str(caught.value).startswith(f"{tmp_path / 'latin1.env'}: not UTF-8 text")
+    assert "cl" not in str(caught.value).split(":", 1)[1]
+
+
+def test_a_valid_env_file_keeps_dotenv_features(tmp_path: Path) -> None:
+    """Quotes, export, comments and ${VAR} expansion still read as python-dotenv reads them."""
+    (tmp_path / "ok.env").write_text(
+        "# comment\nexport DB_HOST=db.local\nDB_NAME='shop'\nDB_USER=\"sync\"  # inline\n"
+        "SECRET=s3\nDB_PASSWORD=${SECRET}x\nLOG_FILE=\n")
+    settings = load_settings(tmp_path / "ok.env", environ={})
+    assert settings.database_url == "mysql+pymysql://sync:s3x@db.local:3306/shop?charset=utf8mb4"

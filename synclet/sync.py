@@ -202,8 +202,9 @@ def _locked_run(
     run_log = RunLog(f"Starting {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}",
                      quiet=source.name in options.quiet_if_idle)
     try:
-        rejects_kept = _retry_rejects(conn, source, history_id, result, run_log)
-        window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name),
+        still_rejected = _retry_rejects(conn, source, history_id, result, run_log)
+        rejects_kept = bool(still_rejected)
+        window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name, still_rejected),
                                      stored_credits=_credits_reader(engine, source.name))
         with read_ahead(source.pages(window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
                         carried=_login_of(source), fork=FORK_AVAILABLE and _reaches_far(window, now)) as batches:
@@ -247,12 +248,14 @@ def _login_of(source: Source) -> Carried | None:
     return Carried(session, resume) if session is not None and resume is not None else None
 
 
-def _versions_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], Mapping[str, datetime]]:
-    """Reads through its own short connection: the run's connection is kept for page writes."""
+def _versions_reader(engine: Engine, source: str, rejected: frozenset[str]) -> Callable[[Sequence[str]], Mapping[str, datetime]]:
+    """Reads through its own short connection: the run's connection is kept for page writes. An
+    order with a reject waiting counts as not stored, so that it is read again and may clear it."""
 
     def stored_versions(external_ids: Sequence[str]) -> Mapping[str, datetime]:
         with engine.connect() as reader:
-            return store.stored_updated_at(reader, source, external_ids)
+            stored = store.stored_updated_at(reader, source, external_ids)
+        return {key: version for key, version in stored.items() if key not in rejected} if rejected else stored
 
     return stored_versions
 
@@ -267,10 +270,10 @@ def _credits_reader(engine: Engine, source: str) -> Callable[[Sequence[str]], Ma
     return stored_credits
 
 
-def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult, run_log: RunLog) -> bool:
+def _retry_rejects(conn: Connection, source: Source, history_id: int, result: RunResult, run_log: RunLog) -> frozenset[str]:
     """Map the payloads rejected by earlier runs again: a fixed mapping or a fixed source stores
-    them now; a stored newer version of the same order supersedes them. Returns whether any were
-    waiting (if none were, a page's orders supersede none until the run rejects one itself)."""
+    them now; a stored newer version of the same order supersedes them. Returns the keys of those
+    still waiting (if none are, a page's orders supersede none until the run rejects one itself)."""
     recovered: list[Order] = []
     keys: list[str] = []
     with conn.begin():
@@ -284,7 +287,7 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
                 recovered.append(order)
                 keys.append(key)
         if not recovered:
-            return bool(pending)
+            return frozenset(key for key, _ in pending)
         newer = store.stored_updated_at(conn, source.name, [o.external_id for o in recovered])
         fresh = [o for o in recovered if o.external_id not in newer or newer[o.external_id] < o.source_updated_at]
         outcome = store.save_page(conn, source.name, fresh, utc_now())
@@ -295,7 +298,7 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
     run_log.announce()
     log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
     _log_orders(source.name, outcome)
-    return True
+    return frozenset(key for key, _ in pending) - set(keys)
 
 
 def screen(page: Page) -> Page:
@@ -331,7 +334,8 @@ def _groups(pages: list[Page]) -> Iterator[list[Page]]:
 
 def _commit_pages(conn: Connection, source: str, pages: list[Page], history_id: int, result: RunResult,
                   run_log: RunLog, rejects_kept: bool = True) -> None:
-    """One transaction: the pages' orders, children, rejects and the run's progress together.
+    """One transaction: the pages' orders, children, rejects and the run's progress together. An
+    order read whole, stored or unchanged, supersedes its reject: the source serves it mapped now.
     ``rejects_kept`` False says no reject of ``source`` is stored, so the orders supersede none."""
     now = utc_now()
     orders = [order for page in pages for order in page.orders]
@@ -339,7 +343,7 @@ def _commit_pages(conn: Connection, source: str, pages: list[Page], history_id: 
     with conn.begin():
         outcome = store.save_page(conn, source, orders, now)
         if orders and rejects_kept:
-            store.forget_rejects(conn, source, [o.external_id for o in outcome.added + outcome.updated])
+            store.forget_rejects(conn, source, [order.external_id for order in orders])
         if rejected:
             store.save_rejects(conn, rejected, history_id, now)
         newest = [_newest_plausible(page) for page in pages if page.advances_cursor]

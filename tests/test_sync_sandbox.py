@@ -265,6 +265,22 @@ def test_rejected_orders_are_kept_counted_and_exit_1(database_url: str, shop: Sa
     assert differences(db.connect(database_url), shop.truth()) == []
 
 
+def test_a_reject_clears_when_the_order_is_read_again_unchanged(database_url: str, shop: Sandbox) -> None:
+    """A bad payload served once for an order stored at that very version: once the shop serves it
+    whole again, the reject goes, though the order itself is unchanged."""
+    env = settings_for(shop, database_url, SYNC_OVERLAP_SECONDS=str(40 * 86400))  # every run re-reads every order
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.store.override(7, {"Total": "twelve"})
+    assert run_cli("sync", env=env).exit_code == 1
+    shop.store.override(7, {"Total": None})
+    healed = run_cli("sync", env=env)
+    assert healed.exit_code == 0, healed.output
+    assert (last_history(database_url)["orders_updated"], last_history(database_url)["orders_rejected"]) == (0, 0)
+    with db.connect(database_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(REJECTS)).scalar() == 0
+    assert differences(db.connect(database_url), shop.truth()) == []
+
+
 def test_an_absurd_amount_is_rejected_not_a_failed_page(database_url: str, shop: Sandbox) -> None:
     shop.store.override(9, {"Total": "123456789012345678901234.50", "Date": "0999-12-31 23:59:59"})
     result = run_cli("sync", env=settings_for(shop, database_url))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from synclet import db
 from synclet.sandbox import Sandbox
@@ -62,6 +63,27 @@ def test_backfill_then_only_changed_orders_are_fetched_again(database_url: str, 
     assert re.search(r"newest +PO-\d{4}-\d{6}  +[a-z_]+  +\d{4}-", shown), shown  # columns as wide as PO numbers
     assert run_cli("sync", env=env).exit_code == 0
     assert "[INFO] No new orders to add in local system: valerdat" in Path("synclet.log").read_text()
+
+
+def test_a_reject_of_an_order_stored_at_the_same_version_is_read_again_and_cleared(database_url: str, shop: Sandbox) -> None:
+    """Details of ids stored at their version are not fetched, except an id whose reject waits:
+    fetched whole, it clears the reject instead of failing every later run."""
+    from synclet.records import Rejected, canonical_json
+    from synclet.store import REJECTS, save_rejects
+
+    env = valerdat_env(shop, database_url, SYNC_OVERLAP_SECONDS=str(40 * 86400))
+    assert run_cli("sync", env=env).exit_code == 0
+    uuid = next(iter(shop.truth_by_id(view="valerdat")))
+    with db.connect(database_url).begin() as conn:
+        save_rejects(conn, [Rejected(SOURCE, uuid, None, canonical_json({"uuid": uuid, "total": "twelve"}), "served broken once")],
+                     None, NOW)  # type: ignore[arg-type]
+    fetched = detail_requests(shop)
+    healed = run_cli("sync", env=env)
+    assert healed.exit_code == 0, healed.output
+    assert detail_requests(shop) - fetched == 1
+    with db.connect(database_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(REJECTS)).scalar() == 0
+    assert mismatches(database_url, shop) == []
 
 
 def test_a_token_that_expires_mid_run_is_refreshed(database_url: str) -> None:

@@ -224,8 +224,8 @@ def test_a_failing_writer_stops_the_reader(database_url: str, shop: Sandbox) -> 
         run_in_process(database_url, env, progress=Calls(each))
     assert readers_alive() == []
     run = runs_of(database_url, "magento")[-1]
-    # 3 pages, or 4 when the third was written together with the fourth
-    assert run["status"] == "failed" and run["pages"] in (3, 4) and "the writer broke" in run["error_message"]
+    # the third page's group: pages ready together, up to the 4 read ahead, so pages 3 to 6
+    assert run["status"] == "failed" and 3 <= run["pages"] <= 6 and "the writer broke" in run["error_message"]
 
 
 def test_no_read_ahead_reads_in_the_writers_thread(database_url: str, shop: Sandbox) -> None:

@@ -459,20 +459,25 @@ def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOp
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
+        written: dict[str, tuple[int, str]] = {}  # what the run would have stored so far
         with read_ahead(source.pages(run_plan.window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
                         carried=_login_of(source)) as batches:
             for page in (page for batch in batches for page in batch):
-                _report_dry_page(stored_conn, source, page, result, report)
+                _report_dry_page(stored_conn, source, page, written, result, report)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _report_dry_page(stored_conn: Connection | None, source: Source, page: Page, result: RunResult,
-                     report: Callable[[str], None]) -> None:
-    """What a real run would do with ``page``, as report lines; the counts move as they would."""
+def _report_dry_page(stored_conn: Connection | None, source: Source, page: Page, written: dict[str, tuple[int, str]],
+                     result: RunResult, report: Callable[[str], None]) -> None:
+    """What a real run would do with ``page``, as report lines; the counts move as they would. An
+    order read twice in a run (a memo pass meets it again) is compared with what the run would
+    have ``written`` of it, which this page adds to."""
     ids = [o.external_id for o in page.orders]
     stored = store.stored_hashes(stored_conn, source.name, ids) if stored_conn is not None else {}
+    stored.update((i, written[i]) for i in ids if i in written)
     outcome = store.classify(page.orders, stored)
+    written.update((order.external_id, (0, order.content_hash)) for order in page.orders)
     for order in outcome.added:
         report(f"[dry-run] would add: {source.name} {order.order_number or order.external_id}")
     for order in outcome.updated:

@@ -3,6 +3,7 @@ and every stored row is compared with the store's truth as a REST client must se
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -166,6 +167,23 @@ def test_an_unloadable_order_with_credit_memos_is_rejected_once_a_run(database_u
     assert result.exit_code == 1 and ", 1 rejected," in result.output
     assert runs_of(database_url, SOURCE)[-1]["orders_rejected"] == 1
     assert Path("synclet.log").read_text().count(f"Rejected order {SOURCE} {broken}:") == 1
+
+
+def test_a_dry_run_counts_and_lists_what_the_real_run_then_does(database_url: str, shop: Sandbox) -> None:
+    """An incremental run reads an order whose memo changed twice (the memo pass, then the walk by
+    update time): the dry run names it once and counts it as the real run does."""
+    env = rest_env(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 0
+    cursor = runs_of(database_url, SOURCE)[-1]["cursor"]
+    credited = credit_one_of(shop, [o.entity_id for o in shop.store.orders], cursor + timedelta(seconds=1))
+    shop.update(count=5, updated_at=cursor + timedelta(seconds=2))
+    dry = run_cli("sync", "--dry-run", env=env)
+    replaced = re.findall(r"\[dry-run\] would replace: (.+)", dry.output)
+    real = run_cli("sync", env=env)
+    assert credited and dry.exit_code == 0 and real.exit_code == 0, dry.output + real.output
+    assert len(replaced) == len(set(replaced)) == runs_of(database_url, SOURCE)[-1]["orders_updated"] >= 5
+    counted = re.compile(r"(\d+) added, (\d+) updated, (\d+) unchanged")
+    assert counted.search(dry.output).groups() == counted.search(real.output).groups()  # type: ignore[union-attr]
 
 
 def test_a_page_size_above_the_shops_cap_is_halved(database_url: str) -> None:

@@ -64,7 +64,29 @@ def connect(url: str) -> Engine:
 
 def database_exists(engine: Engine) -> bool:
     """False for a SQLite file not made yet: a read-only command must not create it."""
-    return engine.dialect.name != "sqlite" or Path(engine.url.database or "").exists()
+    path = sqlite_file(engine)
+    return path is None or path.exists()
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database named by its path; None for a server, memory or a ``file:`` URI."""
+    url = engine.url
+    if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:") or url.query.get("uri"):
+        return None
+    return Path(url.database)
+
+
+def _check_creatable(path: Path) -> None:
+    """Raise ``DatabaseError`` unless a file can be made where SQLite will make ``path`` and its
+    lock files; the probe is removed at once, so nothing is left behind."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise DatabaseError(f"cannot reach the database: cannot create {path} "
+                            f"({error.strerror or type(error).__name__})") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -106,7 +128,12 @@ def head_revision() -> str | None:
 
 
 def schema_state(engine: Engine) -> tuple[SchemaState, str | None]:
-    """Where the database stands against this version's newest migration."""
+    """Where the database stands against this version's newest migration. A SQLite file not made
+    yet is ``empty`` and stays unmade (connecting would create it); ``DatabaseError`` if it cannot be."""
+    path = sqlite_file(engine)
+    if path is not None and not path.exists():
+        _check_creatable(path)
+        return "empty", None
     try:
         with engine.connect() as connection:
             recorded = _recorded_revisions(connection)
@@ -164,6 +191,9 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     second waits and then finds the schema made. Tables an interrupted creation left behind
     (MariaDB and SQLite commit each DDL statement) are dropped first, if they are empty.
     """
+    path = sqlite_file(engine)
+    if path is not None and not path.exists():
+        _check_creatable(path)  # before its lock file beside it, whose error would not say why
     lock = SchemaLock(engine)
     try:
         lock.acquire()

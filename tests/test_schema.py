@@ -16,7 +16,7 @@ from sqlalchemy import Column, MetaData, String, Table, func, inspect, select, t
 from sqlalchemy.engine import Engine
 
 from synclet import db
-from synclet.errors import LockHeld
+from synclet.errors import DatabaseError, LockHeld
 from synclet.locks import SchemaLock
 from synclet.tables import metadata
 from synclet.sandbox import Sandbox
@@ -234,3 +234,27 @@ def test_a_migration_killed_after_its_table_was_made_is_redone(database_url: str
     result = run_cli("init", env={"DATABASE_URL": database_url})
     assert result.exit_code == 0, result.output
     assert db.schema_state(engine) == ("current", db.head_revision())
+
+
+def test_test_and_status_leave_a_database_not_made_yet_unmade(tmp_path: Path) -> None:
+    """`test` and `status` only look: the default SQLite file appears with the first `sync` or `init`."""
+    checked = run_cli("test")  # the default DATABASE_URL, sqlite:///synclet.db in the working directory
+    assert "✓ database: sqlite:///synclet.db" in checked.output
+    assert "✗ database" not in checked.output
+    shown = run_cli("status")
+    assert shown.exit_code == 0, shown.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["synclet.log"]
+    assert db.schema_state(db.connect("sqlite:///synclet.db")) == ("empty", None)
+    assert not (tmp_path / "synclet.db").exists()
+    assert run_cli("init").exit_code == 0
+    assert db.schema_state(db.connect("sqlite:///synclet.db")) == ("current", db.head_revision())
+
+
+@pytest.mark.parametrize("database", ["/nonexistent/dir/x.db", "/proc/x.db"])
+def test_test_says_a_database_that_cannot_be_made_is_unreachable(database: str) -> None:
+    checked = run_cli("test", env={"DATABASE_URL": f"sqlite:///{database}", "LOG_FILE": ""})
+    assert checked.exit_code == 1
+    line = next(line for line in checked.output.splitlines() if line.startswith(("✓ database", "✗ database")))
+    assert line.startswith("✗ database") and f"cannot reach the database: cannot create {database} (" in line
+    with pytest.raises(DatabaseError, match="cannot reach the database"):
+        db.schema_state(db.connect(f"sqlite:///{database}"))

@@ -1,0 +1,82 @@
+"""Lock files that cannot be opened: a one-line error and exit 1 from every command that takes one.
+
+A SQLite database's locks are files beside it. A directory that is gone, or a lock path that is not
+a file (here a directory stands in for it; a read-only data directory fails the same way), must
+never end a command in a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from synclet import db
+from synclet.errors import DatabaseError
+from synclet.locks import SchemaLock, lock_file
+from synclet.sandbox import Sandbox
+
+from conftest import run_cli
+
+
+def one_line_error(result: Result, *words: str) -> str:
+    """The command's only stderr line, which must hold ``words``; no traceback anywhere."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_database_error_naming_it(tmp_path: Path) -> None:
+    blocked = tmp_path / "x.db.magento.lock"
+    blocked.mkdir()
+    with pytest.raises(DatabaseError, match=f"{blocked}.*Is a directory"):
+        lock_file(blocked, 0)
+    with pytest.raises(DatabaseError, match="No such file or directory"):
+        lock_file(tmp_path / "gone" / "x.db.schema.lock", 0)
+
+
+def test_the_schema_lock_of_an_unusable_lock_file_raises_a_database_error(tmp_path: Path) -> None:
+    (tmp_path / "x.db.schema.lock").mkdir()
+    with pytest.raises(DatabaseError, match="x.db.schema.lock"):
+        SchemaLock(db.connect(f"sqlite:///{tmp_path / 'x.db'}")).acquire()
+
+
+@pytest.mark.parametrize("database", ["/nonexistent/dir/x.db", "/proc/x.db"])
+def test_init_in_a_directory_that_cannot_hold_the_database_exits_1_in_one_line(database: str) -> None:
+    result = run_cli("init", env={"DATABASE_URL": f"sqlite:///{database}", "LOG_FILE": ""})
+    one_line_error(result, "cannot reach the database", database)
+
+
+def test_init_with_an_unusable_schema_lock_file_exits_1_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x.db.schema.lock").mkdir()
+    result = run_cli("init", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "LOG_FILE": ""})
+    one_line_error(result, str(tmp_path / "x.db.schema.lock"), "Is a directory")
+
+
+def test_sync_with_an_unusable_source_lock_file_exits_1_in_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "x.db"
+    (tmp_path / "x.db.magento.lock").mkdir()
+    with Sandbox(orders=5, seed=3) as shop:
+        result = run_cli("sync", env={**shop.env(), "DATABASE_URL": f"sqlite:///{database}", "LOG_FILE": ""})
+    one_line_error(result, "magento", str(tmp_path / "x.db.magento.lock"), "Is a directory")
+
+
+def test_clear_with_an_unusable_source_lock_file_exits_1_in_one_line(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "LOG_FILE": ""}
+    assert run_cli("init", env=env).exit_code == 0
+    (tmp_path / "x.db.magento.lock").mkdir()
+    result = run_cli("clear", "--source", "magento", "--yes", env=env)
+    one_line_error(result, str(tmp_path / "x.db.magento.lock"), "Is a directory")
+
+
+def test_push_with_an_unusable_lock_file_exits_1_in_one_line(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "LOG_FILE": "", "BIGBLOCK_ALLOW_MISSING_LOCATION": "1"}
+    assert run_cli("init", env=env).exit_code == 0
+    (tmp_path / "x.db.bigblock-push.lock").mkdir()
+    with Sandbox(orders=5, seed=3) as shop:
+        result = run_cli("push", "bigblock", env={**shop.env(onesaas=False, bigblock=True), **env})
+    one_line_error(result, str(tmp_path / "x.db.bigblock-push.lock"), "Is a directory")

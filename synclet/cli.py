@@ -144,12 +144,23 @@ def test(obj: Context) -> None:
 
 
 def _check_database(settings: Settings) -> str:
-    state, revision = db.schema_state(db.connect(settings.database_url))
+    """The database's URL (password masked) and what ``sync`` will do with its schema; every
+    failure names the URL too, the first thing to check when it is wrong."""
+    where = settings.masked_database_url()
+    engine = db.connect(settings.database_url)
+    try:
+        state, revision = db.schema_state(engine)
+        if state == "empty":
+            db.check_foreign_tables(engine)  # another program's `orders` table is no place to create ours
+    except DatabaseError as error:
+        raise DatabaseError(f"{where}: {error}") from None
+    finally:
+        engine.dispose()
     if state == "unknown":
-        raise DatabaseError(f"{settings.masked_database_url()}: schema {revision} is newer than this synclet or not synclet's")
+        raise DatabaseError(f"{where}: schema {revision} is newer than this synclet or not synclet's")
     advice = {"empty": "empty: `sync` or `init` will create the schema",
               "outdated": f"schema {revision}: the next `sync` or `init` upgrades it to {db.head_revision()}"}
-    return f"{settings.masked_database_url()} ({advice.get(state, f'schema {revision}')})"
+    return f"{where} ({advice.get(state, f'schema {revision}')})"
 
 
 def _check_source(settings: Settings, name: str) -> str:

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import create_engine, event, inspect, literal, select, text
+from sqlalchemy import Table, create_engine, event, inspect, literal, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -227,16 +227,40 @@ def _upgrade_locked(engine: Engine) -> tuple[str | None, str | None]:
     return before, head_revision()
 
 
-def _drop_interrupted_creation(connection: Connection) -> None:
-    """Drop the empty tables of a schema creation that never recorded its revision; keep any data.
+def check_foreign_tables(engine: Engine) -> None:
+    """Raise, without changing anything, the error ``upgrade`` would raise before creating the
+    schema in a database ``schema_state`` calls empty: one holding tables named like synclet's."""
+    if not database_exists(engine):  # connecting would make the SQLite file
+        return
+    try:
+        with engine.connect() as connection:
+            _interrupted_creation(connection)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot reach the database: {describe_error(error)}") from None
 
-    Only synclet's own tables are touched, and only beside an ``alembic_version`` table (alembic
-    makes it first), so a database that merely has a table called ``orders`` is refused, not cleared.
+
+def _drop_interrupted_creation(connection: Connection) -> None:
+    """Drop the empty tables of a schema creation that never recorded its revision; keep any data."""
+    leftovers = _interrupted_creation(connection)
+    if not leftovers:
+        return
+    log.warning("Dropping the empty tables an interrupted schema creation left behind: %s",
+                ", ".join(sorted(table.name for table in leftovers)))
+    for table in leftovers:
+        table.drop(connection)
+
+
+def _interrupted_creation(connection: Connection) -> list[Table]:
+    """The empty tables of a schema creation that never recorded its revision, to drop.
+
+    Only synclet's own tables count, and only beside an ``alembic_version`` table (alembic makes it
+    first): a database that merely has a table called ``orders``, or synclet tables with rows, is
+    refused with a DatabaseError, not cleared.
     """
     present = set(inspect(connection).get_table_names())
     leftovers = [table for table in reversed(metadata.sorted_tables) if table.name in present]
     if not leftovers:
-        return
+        return []
     names = ", ".join(sorted(table.name for table in leftovers))
     if VERSION_TABLE not in present:
         raise DatabaseError(f"the database already has tables named like synclet's ({names}) but no synclet "
@@ -245,9 +269,7 @@ def _drop_interrupted_creation(connection: Connection) -> None:
     if filled:
         raise DatabaseError(f"the database has synclet tables with rows ({', '.join(filled)}) but no schema revision "
                             "recorded: move that data away and drop the tables, then run `python synclet.py init`")
-    log.warning("Dropping the empty tables an interrupted schema creation left behind: %s", names)
-    for table in leftovers:
-        table.drop(connection)
+    return leftovers
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -10,13 +10,18 @@ from pathlib import Path
 
 import click
 import pytest
+from sqlalchemy import create_engine, text
 
 from synclet.cli import main
+from synclet.config import load_settings
 from synclet.sandbox import Sandbox
 
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A source nobody answers for, so that `test` has one configured and tries it once, quickly.
+SHOP_FOR_NOBODY = {"MAGENTO_BASE_URL": "http://127.0.0.1:1/onesaas", "MAGENTO_ACCESS_KEY": "unused-key",
+                   "HTTP_MAX_RETRIES": "0"}
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))
@@ -79,3 +84,31 @@ def test_a_key_echoed_in_a_server_error_is_masked(command: list[str], tmp_path: 
     assert result.exit_code == 1
     assert "Unknown store for key ***" in result.output and shop.access_key not in result.output
     assert shop.access_key not in Path("log").read_text()
+
+
+def test_test_refuses_a_database_with_another_programs_table_named_like_ours(database_url: str) -> None:
+    """`init` and `sync` refuse such a database; `test` must not call it empty and pass."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, foo VARCHAR(10))"))
+    engine.dispose()
+    env = {"DATABASE_URL": database_url, **SHOP_FOR_NOBODY}
+    checked = run_cli("test", env=env)
+    initialised = run_cli("init", env=env)
+    assert checked.exit_code == initialised.exit_code == 1
+    reason = initialised.output.removeprefix("Error: ").strip()
+    assert reason.startswith("the database already has tables named like synclet's (orders)")
+    database_line = next(line for line in checked.output.splitlines() if "database" in line)
+    masked = load_settings(environ=env).masked_database_url()
+    assert database_line == f"✗ database: {masked}: {reason}"
+
+
+def test_an_unreachable_database_is_named_with_its_password_masked() -> None:
+    env = {"DATABASE_URL": "mysql+pymysql://synclet:pw-s3cret@127.0.0.1:1/shop", "LOG_FILE": "log"}
+    result = run_cli("test", env=env)
+    assert result.exit_code == 1
+    database_line = next(line for line in result.output.splitlines() if "database" in line)
+    assert database_line.startswith("✗ database: mysql+pymysql://synclet:***@127.0.0.1:1/shop?charset=utf8mb4: "
+                                    "cannot reach the database: (2003)")
+    assert "pw-s3cret" not in result.output and "pw-s3cret" not in Path("log").read_text()
+

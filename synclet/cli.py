@@ -28,7 +28,7 @@ from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
-from synclet.sources import Source, build_source, registry
+from synclet.sources import Source, build_source, check_known
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 if TYPE_CHECKING:  # the Big Block modules load only for commands that use them: a sync starts faster
@@ -359,9 +359,7 @@ def push_bigblock_command(obj: Context, dry_run: bool, since: datetime | None, s
     from synclet.push import PushOptions
 
     settings = obj.settings
-    unknown = [name for name in sources if name not in registry()]
-    if unknown:
-        raise ConfigError(f"--source: unknown source {unknown[0]!r} (known: {', '.join(sorted(registry()))})")
+    check_known(sources)
     with stop_on_signals() as stop:
         sys.exit(run_push(settings, PushOptions(dry_run=dry_run, since=since, sources=sources), stop))
 
@@ -374,6 +372,7 @@ def push_bigblock_command(obj: Context, dry_run: bool, since: datetime | None, s
 def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
     """Per source: last run, cursor, orders stored, lag, rejects and the newest orders."""
     settings = obj.settings
+    check_known(sources)
     engine = db.connect(settings.database_url)
     state, _ = db.schema_state(engine)
     destinations = []
@@ -419,8 +418,10 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
         if not click.confirm(f"Delete {what} in {settings.masked_database_url()}?"):
             click.echo("Nothing deleted.")
             sys.exit(EXIT_FAILED)
-    if source is not None and source not in registry():
-        click.echo(f"Error: --source: unknown source {source!r} (known: {', '.join(sorted(registry()))})", err=True)
+    try:
+        check_known([source] if source else [])
+    except ConfigError as error:  # the contract gives clear 0 or 1
+        click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_FAILED)
     engine = db.connect(settings.database_url)
     db.ensure_schema(engine)

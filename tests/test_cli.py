@@ -112,3 +112,11 @@ def test_an_unreachable_database_is_named_with_its_password_masked() -> None:
                                     "cannot reach the database: (2003)")
     assert "pw-s3cret" not in result.output and "pw-s3cret" not in Path("log").read_text()
 
+
+def test_status_refuses_an_unknown_source_as_sync_does() -> None:
+    synced = run_cli("sync", "--source", "nosuch", env={})
+    shown = run_cli("status", "--source", "nosuch", env={})
+    assert synced.exit_code == shown.exit_code == 2
+    assert shown.output == synced.output == "Error: --source: unknown source 'nosuch' (known: magento, magento-rest, valerdat)\n"
+    assert not Path("synclet.db").exists()
+

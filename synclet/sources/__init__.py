@@ -6,7 +6,7 @@ touches the database. ``synclet.sync`` drives it one page at a time.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -79,10 +79,16 @@ def _factory(module: str, cls: str) -> SourceFactory:
     return build
 
 
+def check_known(names: Iterable[str]) -> None:
+    """Refuse a ``--source`` name no source has (a typo) before any work, as a usage error."""
+    for name in names:
+        if name not in SOURCES:
+            raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sorted(SOURCES))})")
+
+
 def build_source(name: str, settings: Settings, http: HttpClient) -> Source:
+    check_known([name])
     factories = registry()
-    if name not in factories:
-        raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sorted(factories))})")
     if name not in settings.configured_sources():
         raise ConfigError(f"--source: {name} is not configured (set its settings in the environment or .env)")
     return factories[name](settings, http)

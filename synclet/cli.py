@@ -98,7 +98,7 @@ def parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--env-file", type=click.Path(path_type=Path), help="Read settings from this file instead of ./.env.")
-@click.option("-v", "--verbose", count=True, help="Show the activity log on stderr (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="Show the activity log on stderr (-vv adds each HTTP request and its time).")
 @click.version_option(__version__, prog_name="synclet")
 @click.pass_context
 def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:

@@ -196,6 +196,7 @@ class HttpClient:
             quiet = self._quiet_until - time.monotonic()
         if quiet > 0:
             self._sleep(quiet)
+        started = time.monotonic()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout:
@@ -206,6 +207,9 @@ class HttpClient:
             raise _Transient(f"{method} {self.describe(url)}: the answer broke off ({_reason(error)})") from None
         except requests.RequestException as error:
             raise RemoteError(self.mask(f"{method} {self.describe(url)}: {_reason(error)}")) from None
+        if log.isEnabledFor(logging.DEBUG):  # -vv; masking a URL costs more than reading a small answer
+            log.debug("%s %s: HTTP %d in %.0f ms", method, self.mask(mask_url(response.url)), response.status_code,
+                      (time.monotonic() - started) * 1000)
         if response.status_code in RETRY_STATUSES and not (final is not None and final(response)):
             raise _Transient(f"{method} {self.describe(url)}: HTTP {response.status_code} {_snippet(response)}", response)
         return response

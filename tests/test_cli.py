@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -38,6 +39,12 @@ def test_every_command_has_help(name: str) -> None:
 def run_python(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGENTO", "DATABASE_URL", "DB_", "VALERDAT", "BIGBLOCK"))}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_synclet(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python synclet.py ARGS`` in a process of its own, with ``env`` added to the clean environment."""
+    return subprocess.run([sys.executable, str(ROOT / "synclet.py"), *args], cwd=cwd, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_python_m_synclet_the_script_and_the_installed_command_agree(tmp_path: Path) -> None:
@@ -120,3 +127,20 @@ def test_status_refuses_an_unknown_source_as_sync_does() -> None:
     assert shown.output == synced.output == "Error: --source: unknown source 'nosuch' (known: magento, magento-rest, valerdat)\n"
     assert not Path("synclet.db").exists()
 
+
+@pytest.mark.parametrize("command", [["sync"], ["push", "bigblock"]])
+def test_vv_shows_each_request_at_debug_level_with_secrets_masked(command: list[str], tmp_path: Path) -> None:
+    with Sandbox(orders=5, seed=3) as shop:
+        env = {**shop.env(bigblock=True), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "LOG_FILE": "log",
+               "BIGBLOCK_ALLOW_MISSING_LOCATION": "true"}
+        assert run_cli("sync", env=env).exit_code == 0
+        # As a user runs it: a sync may read its pages in a forked child, whose stderr is the process's.
+        verbose = run_synclet("-vv", *command, env=env, cwd=tmp_path)  # first: a push with nothing to do sends nothing
+        quiet = run_synclet("-v", *command, env=env, cwd=tmp_path)
+    assert verbose.returncode == quiet.returncode == 0, verbose.stderr
+    debug = [line for line in verbose.stderr.splitlines() if " - DEBUG - " in line]
+    assert debug and all(re.search(r" - DEBUG - (GET|POST|PUT|DELETE) http://127\.0\.0\.1:\d+/\S*: HTTP \d{3} in \d+ ms$", line)
+                         for line in debug), verbose.stderr
+    assert " - DEBUG - " not in quiet.stderr and " - DEBUG - " not in Path("log").read_text()
+    for secret in (env["MAGENTO_ACCESS_KEY"], env["BIGBLOCK_API_KEY"]):
+        assert secret not in verbose.stdout + verbose.stderr

@@ -86,6 +86,24 @@ def test_a_reject_of_an_order_stored_at_the_same_version_is_read_again_and_clear
     assert mismatches(database_url, shop) == []
 
 
+def test_a_stop_waits_for_a_page_of_details_not_for_the_whole_ids_page(database_url: str, shop: Sandbox,
+                                                                          tmp_path: Path) -> None:
+    """All 400 ids come on one ids page; SIGTERM is obeyed after the page of 50 details being
+    written, and the details not yet sent are never sent."""
+    shop.arm_fault(kind="delay", delay_ms=20, times=None)
+    process = start(["sync"], valerdat_env(shop, database_url, VALERDAT_CONCURRENCY="2"), tmp_path)
+    wait_for(lambda: bool(runs(database_url)) and runs(database_url)[-1]["pages"] >= 1, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    stopped = runs(database_url)[-1]
+    assert process.returncode == 1 and b"Traceback" not in stderr
+    assert "stopped on request" in stopped["error_message"] and 50 <= stopped["orders_added"] < 300, stopped
+    assert detail_requests(shop) < 350
+    shop.clear_faults()
+    assert run_cli("sync", env=valerdat_env(shop, database_url)).exit_code == 0
+    assert mismatches(database_url, shop) == []
+
+
 def test_a_token_that_expires_mid_run_is_refreshed(database_url: str) -> None:
     ticks = itertools.count()
     with Sandbox(orders=200, seed=62, now=NOW, valerdat_token_lifetime=40, valerdat_clock=lambda: float(next(ticks))) as shop:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -402,6 +404,19 @@ def test_html_truncate_and_delay_faults(fresh: Sandbox) -> None:
     started = time.perf_counter()
     delayed = get(fresh, PageSize=2)
     assert time.perf_counter() - started >= 0.15 and delayed.content == whole
+
+
+def test_a_client_gone_before_its_answer_costs_no_traceback(fresh: Sandbox, capfd: pytest.CaptureFixture[str]) -> None:
+    """A sync stopped mid-request hangs up on the sandbox: nothing to answer, nothing to report."""
+    fresh.arm_fault(kind="delay", delay_ms=100)
+    with socket.create_connection(("127.0.0.1", fresh.port)) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        client.sendall(f"GET {PATH}?Action=Orders HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        while fresh.stats()["requests"] == 0:  # the sandbox has read it and is waiting out the delay
+            time.sleep(0.01)
+    while any(thread.name.endswith("(process_request_thread)") for thread in threading.enumerate()):
+        time.sleep(0.01)
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_disconnect_fault_and_clearing(fresh: Sandbox) -> None:

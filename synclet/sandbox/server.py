@@ -80,6 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
             params = dict(parse_qsl(url.query, keep_blank_values=True))  # last value wins, as in PHP
             fault = controller.count_api_request(method, url.path, params)
             self._send_api(controller, fault, method, url.path, params, raw)
+        except ConnectionError:  # the client hung up (a stopped sync): nobody to answer
+            self.close_connection = True
         except Exception as exc:  # answer rather than leave the client hanging on a bug
             self._send(json_response(500, {"error": f"sandbox error: {exc!r}"}))
 

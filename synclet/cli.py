@@ -256,7 +256,8 @@ def stop_on_signals() -> Iterator[threading.Event]:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
-        click.echo("Stopping after the page in flight (Ctrl-C again to abort)…", err=True)
+        how = "Ctrl-C again to abort" if signum == signal.SIGINT else "asked by SIGTERM"
+        click.echo(f"Stopping after the page in flight ({how})…", err=True)
 
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -410,6 +411,11 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
 def clear(obj: Context, source: str | None, yes: bool) -> None:
     """Delete synced orders and sync state (all, or one source's)."""
     settings = obj.settings
+    try:
+        check_known([source] if source else [])
+    except ConfigError as error:  # the contract gives clear 0 or 1
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
     what = f"the orders, rejects and sync history of {source}" if source else "ALL synced orders, rejects and sync history"
     if not yes:
         if not stdin_is_terminal():
@@ -418,11 +424,6 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
         if not click.confirm(f"Delete {what} in {settings.masked_database_url()}?"):
             click.echo("Nothing deleted.")
             sys.exit(EXIT_FAILED)
-    try:
-        check_known([source] if source else [])
-    except ConfigError as error:  # the contract gives clear 0 or 1
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(EXIT_FAILED)
     engine = db.connect(settings.database_url)
     db.ensure_schema(engine)
     with engine.connect() as conn, contextlib.ExitStack() as locks:

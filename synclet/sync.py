@@ -416,8 +416,7 @@ def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult,
         except SQLAlchemyError as error:
             # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
             log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))
-    if result.idle and run_log.quiet:
-        log.debug("Finished %s sync of %s: %s", result.sync_type, result.source, summary(result), extra={"console": False})
+    if result.idle and run_log.quiet:  # a quiet stretch of --watch: the CLI says so once an hour
         return
     run_log.announce()
     counts = result.counts

@@ -190,8 +190,8 @@ def test_clear_asks_refuses_without_a_terminal_and_deletes_with_yes(database_url
     assert run_cli("sync", env=env).exit_code == 0
     refused = run_cli("clear", env=env)
     assert refused.exit_code == 1 and "--yes" in refused.output
-    unknown = run_cli("clear", "--source", "magneto", "--yes", env=env)
-    assert unknown.exit_code == 1 and "unknown source 'magneto'" in unknown.output
+    unknown = run_cli("clear", "--source", "magneto", env=env)  # told before anything is asked
+    assert unknown.exit_code == 1 and "unknown source 'magneto'" in unknown.output and "--yes" not in unknown.output
     cleared = run_cli("clear", "--source", "magento", "--yes", env=env)
     assert cleared.exit_code == 0 and f"Deleted {identity_count(shop)} orders" in cleared.output
     with db.connect(database_url).connect() as conn:

@@ -96,7 +96,7 @@ def test_a_stop_waits_for_a_page_of_details_not_for_the_whole_ids_page(database_
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     stopped = runs(database_url)[-1]
-    assert process.returncode == 1 and b"Traceback" not in stderr
+    assert process.returncode == 1 and b"Traceback" not in stderr and b"(asked by SIGTERM)" in stderr
     assert "stopped on request" in stopped["error_message"] and 50 <= stopped["orders_added"] < 300, stopped
     assert detail_requests(shop) < 350
     shop.clear_faults()

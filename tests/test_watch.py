@@ -56,7 +56,7 @@ def test_sigint_finishes_the_page_in_flight(database_url: str, tmp_path: Path) -
         assert process.returncode == 1
         last = runs(database_url)[-1]
         assert last["status"] == "failed" and "stopped on request after page" in last["error_message"]
-        assert b"Traceback" not in stderr
+        assert b"Traceback" not in stderr and b"(Ctrl-C again to abort)" in stderr
         shop.clear_faults()
         assert run_cli("sync", env={**env, "LOG_FILE": ""}).exit_code == 0
         assert differences(db.connect(database_url), shop.truth()) == []

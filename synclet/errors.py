@@ -42,6 +42,10 @@ class SchemaOutdated(DatabaseError):
     """The database schema is newer than this version of synclet, or not synclet's."""
 
 
+class LockUnusable(DatabaseError):
+    """A lock file beside an SQLite database cannot be opened or locked."""
+
+
 class LockHeld(SyncletError):
     """Another process is syncing the same source right now."""
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine, URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import history
-from synclet.errors import DatabaseError, LockHeld
+from synclet.errors import LockHeld, LockUnusable
 
 SCHEMA_LOCK_SECONDS = 60.0
 _FILE_LOCK_POLL_SECONDS = 0.05
@@ -77,7 +77,7 @@ def unlock_file(fd: int) -> None:
 def lock_file(path: Path, wait: float) -> int | None:
     """An open descriptor holding ``flock`` on ``path``, or None if another held it for ``wait`` seconds.
 
-    Raises ``DatabaseError`` naming the file when it cannot be opened or locked (its directory is
+    Raises ``LockUnusable`` (a ``DatabaseError``) naming the file when it cannot be opened or locked (its directory is
     gone or read-only, the path is a directory): the database beside it cannot be used either."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -99,8 +99,8 @@ def lock_file(path: Path, wait: float) -> int | None:
             raise _unusable_lock_file("lock", path, error) from None
 
 
-def _unusable_lock_file(verb: str, path: Path, error: OSError) -> DatabaseError:
-    return DatabaseError(f"cannot {verb} the lock file {path} ({error.strerror or type(error).__name__})")
+def _unusable_lock_file(verb: str, path: Path, error: OSError) -> LockUnusable:
+    return LockUnusable(f"cannot {verb} the lock file {path} ({error.strerror or type(error).__name__})")
 
 
 class SourceLock:

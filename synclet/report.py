@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.engine import Connection, Engine
 
-from synclet.errors import LockHeld
+from synclet.errors import LockHeld, LockUnusable
 from synclet import history
 from synclet.history import HISTORY
 from synclet.locks import SourceLock
@@ -65,12 +65,15 @@ def _one(engine: Engine, conn: Connection, source: str, now: datetime) -> dict[s
 
 
 def _is_alive(engine: Engine, source: str) -> bool:
-    """A ``running`` row is alive only while someone holds the source's lock."""
+    """A ``running`` row is alive only while someone holds the source's lock. A lock file nobody can
+    open (its path made a directory, say) is held by nobody: no sync can run with it either."""
     try:
         with engine.connect() as conn, SourceLock(conn, source):
             return False
     except LockHeld:
         return True
+    except LockUnusable:
+        return False
 
 
 def jsonable(value: Any) -> Any:

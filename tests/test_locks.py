@@ -80,3 +80,18 @@ def test_push_with_an_unusable_lock_file_exits_1_in_one_line(tmp_path: Path) -> 
     with Sandbox(orders=5, seed=3) as shop:
         result = run_cli("push", "bigblock", env={**shop.env(onesaas=False, bigblock=True), **env})
     one_line_error(result, str(tmp_path / "x.db.bigblock-push.lock"), "Is a directory")
+
+
+def test_status_shows_a_running_row_whose_lock_file_cannot_be_opened_as_interrupted(tmp_path: Path) -> None:
+    """No sync can hold a lock nobody can open: the row is left over, and status still answers 0."""
+    from datetime import datetime
+
+    from synclet.history import start_run
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "LOG_FILE": ""}
+    assert run_cli("init", env=env).exit_code == 0
+    with db.connect(env["DATABASE_URL"]).begin() as conn:
+        start_run(conn, "magento", "initial", None, None, datetime(2026, 3, 1))
+    (tmp_path / "x.db.magento.lock").mkdir()
+    shown = run_cli("status", env=env)
+    assert shown.exit_code == 0 and "interrupted" in shown.output and "Traceback" not in shown.output

@@ -3,7 +3,10 @@
 Per order, the push record says what Big Block was last told. An order in a status to pick that Big
 Block lacks is created; one whose lines changed is replaced (delete, then create: order numbers are
 unique); one that left the statuses to pick (cancelled, or shipped without Big Block) is deleted,
-so nobody picks it twice. An order on which picking has started (``quantity_fulfilled`` > 0) is
+so nobody picks it twice. An order in no status to pick and with no record (pushed before a
+``clear``, or typed in by hand) is looked up in the push's one listing of Big Block: deleted there
+if Big Block holds it and no other stored order owns its number, else recorded as absent, in bulk,
+so later pushes pass it by. An order on which picking has started (``quantity_fulfilled`` > 0) is
 never replaced or deleted: a change or a cancellation is reported for a person, while a shipped
 one is simply done. Each answer is committed at once, and a ``sending`` record is committed before
 each create, so a push killed at any point is finished by the next one without creating anything
@@ -151,18 +154,23 @@ class _Pusher:
         self._listing: dict[str, dict[str, Any]] | None = None
 
     def run(self, found: Sequence[Candidate], stop: threading.Event | None) -> PushResult:
-        to_look_at = []
+        to_look_at, unrecorded = [], []
         for candidate in found:
             if self._unchanged(candidate):
                 self.result.counts["unchanged"] += 1
             elif self._out_of_reach(candidate):
                 self._save(candidate, state="deleted", message=None)  # off the list of what to look at
+            elif self._unrecorded(candidate):
+                unrecorded.append(candidate)
             else:
                 to_look_at.append(candidate)
-        if to_look_at:
-            # One list call first: a wrong URL or key fails here, before its 404s could pass for
-            # orders deleted by hand.
+        if to_look_at or unrecorded:
+            # One list call first: a wrong URL or key fails here, before its 404s (or its empty
+            # list) could pass for orders deleted by hand.
             self.bigblock.check()
+        if unrecorded:  # those Big Block holds join the others, in the order they came
+            look = {candidate.order_id for candidate in [*to_look_at, *self._still_held(unrecorded)]}
+            to_look_at = [candidate for candidate in found if candidate.order_id in look]
         with self.conn.begin():
             lines = pushes.lines(self.conn, [candidate.order_id for candidate in to_look_at])
         failures_in_a_row = 0
@@ -196,6 +204,25 @@ class _Pusher:
         return (candidate.status not in self.settings.bigblock_statuses and record is not None
                 and not record.may_be_held)
 
+    def _unrecorded(self, candidate: Candidate) -> bool:
+        """In no status to pick and never recorded for this Big Block: it may hold the order all the
+        same (pushed before a ``clear``, or typed in by hand)."""
+        return candidate.record is None and candidate.status not in self.settings.bigblock_statuses
+
+    def _still_held(self, unrecorded: Sequence[Candidate]) -> list[Candidate]:
+        """Those of ``unrecorded`` whose number Big Block holds, from the push's one listing of it;
+        the rest are recorded as absent in one transaction (no request for them ever again)."""
+        listing = self._listing_of_orders()
+        held, absent = [], []
+        for candidate in unrecorded:
+            number = self._number(candidate)
+            (held if number in listing else absent).append((candidate, number))
+        if absent and not self.dry_run:
+            with self.conn.begin():
+                pushes.save_absent(self.conn, absent, self.bigblock.orders_url, self.basis, self.now())
+            log.info("bigblock: %d order(s) in no status to pick and not in Big Block, recorded", len(absent))
+        return [candidate for candidate, _ in held]
+
     def _number(self, candidate: Candidate) -> str:
         return order_number(candidate.source, candidate.order_number or candidate.external_id,
                             self.settings.bigblock_order_prefixes)
@@ -204,8 +231,11 @@ class _Pusher:
         number = self._number(candidate)
         record = candidate.record
         if candidate.status not in self.settings.bigblock_statuses:
-            if record is not None and record.state in pushes.MAY_HOLD and record.may_be_held:
-                self._remove(candidate, record, f"now {candidate.status or 'without a status'} in the shop")
+            why = f"now {candidate.status or 'without a status'} in the shop"
+            if record is None:
+                self._remove_unrecorded(candidate, number, why)
+            elif record.state in pushes.MAY_HOLD and record.may_be_held:
+                self._remove(candidate, record, why)
             return
         try:
             body = order_body(number, lines, self.locations, self.settings.bigblock_allow_missing_location)
@@ -285,23 +315,39 @@ class _Pusher:
             self._create(candidate, number, body, digest, "replaced")
 
     def _remove(self, candidate: Candidate, record: PushRecord, why: str) -> None:
+        """A recorded order that left the statuses to pick: its copy found by its record."""
+        self._take_off_floor(candidate, record.order_number, self._held(record), record.content_hash, why)
+
+    def _remove_unrecorded(self, candidate: Candidate, number: str, why: str) -> None:
+        """Big Block holds this number for an order never recorded: take it off the floor, unless
+        another stored order owns the number (the same shop read through two sources)."""
+        held = self._find(number)
+        with self.conn.begin():
+            owner = pushes.number_owner(self.conn, number, candidate.order_id, self.bigblock.orders_url)
+        if held is None or owner is not None:
+            self._save(candidate, order_number=number, bigblock_id=None, state="deleted", content_hash=None, message=None)
+            return
+        if not picking_started(held):  # recorded first, so a delete that fails is tried again
+            self._save(candidate, order_number=number, bigblock_id=str(held["id"]), state="pushed", content_hash=None,
+                       message=None)
+        self._take_off_floor(candidate, number, held, None, why)
+
+    def _take_off_floor(self, candidate: Candidate, number: str, held: dict[str, Any] | None, held_hash: str | None,
+                        why: str) -> None:
         """Take an order nobody should pick off the warehouse floor, unless picking has started:
         then a cancelled order needs a person, and any other (shipped, closed) is simply done."""
-        held = self._held(record)
         if held is None:
-            if not self.dry_run:
-                self._save(candidate, bigblock_id=None, state="deleted", message=None)
+            self._save(candidate, order_number=number, bigblock_id=None, state="deleted", message=None)
         elif picking_started(held) and candidate.status in self.settings.bigblock_cancelled_statuses:
-            self._blocked(candidate, record.order_number, str(held["id"]), record.content_hash, f"{why}, but picking "
+            self._blocked(candidate, number, str(held["id"]), held_hash, f"{why}, but picking "
                           f"has started in Big Block (id {held['id']}); stop it there by hand")
         elif picking_started(held):
-            if not self.dry_run:
-                self._save(candidate, bigblock_id=str(held["id"]), state="picked", message=None)
+            self._save(candidate, order_number=number, bigblock_id=str(held["id"]), state="picked", message=None)
         elif self.dry_run:
-            self._note(candidate, "deleted", f"{record.order_number} ({why})")
+            self._note(candidate, "deleted", f"{number} ({why})")
         else:
-            self._take_down(candidate, held, record.order_number, message=None, pushed_at=self.now())
-            self._note(candidate, "deleted", f"{record.order_number} (Big Block id {held['id']}, {why})")
+            self._take_down(candidate, held, number, message=None, pushed_at=self.now())
+            self._note(candidate, "deleted", f"{number} (Big Block id {held['id']}, {why})")
 
     def _take_down(self, candidate: Candidate, held: dict[str, Any], number: str, **values: Any) -> None:
         """Delete Big Block's copy and record that it holds none (a create may follow)."""
@@ -317,17 +363,21 @@ class _Pusher:
         return self._find(record.order_number)
 
     def _find(self, number: str, fresh: bool = False) -> dict[str, Any] | None:
-        """Big Block's order with this number, from one listing per push (it has no search);
-        ``fresh`` lists again, for an order made by someone else since."""
+        """Big Block's order with this number; ``fresh`` lists again, for an order made by someone
+        else since."""
+        return self._listing_of_orders(fresh).get(number)
+
+    def _listing_of_orders(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        """Big Block's orders by number, from one listing per push (it has no search)."""
         if self._listing is None or fresh:
             self._listing = {str(order.get("order_number")): order for order in self.bigblock.orders()
                              if order.get("id") not in (None, "")}
-        return self._listing.get(number)
+        return self._listing
 
     def _blocked(self, candidate: Candidate, number: str, bigblock_id: str, held_hash: str | None, reason: str) -> None:
         self._note(candidate, "blocked", f"{number}: {reason}")
-        if not self.dry_run:
-            self._save(candidate, bigblock_id=bigblock_id, state="blocked", content_hash=held_hash, message=reason)
+        self._save(candidate, order_number=number, bigblock_id=bigblock_id, state="blocked", content_hash=held_hash,
+                   message=reason)
 
     def _failed(self, candidate: Candidate, message: str) -> None:
         number = candidate.record.order_number if candidate.record else self._number(candidate)

@@ -56,18 +56,22 @@ class Candidate:
 
 
 def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, sources: Sequence[str] = (),
-               since: datetime | None = None) -> list[Candidate]:
+               since: datetime | None = None, unrecorded: bool = True) -> list[Candidate]:
     """Orders in a status to pick, and orders Big Block may still hold in any other status (to take
     off the floor); oldest first, so the warehouse gets orders in the order they came. Only the
-    records of ``bigblock_url`` count: another Big Block's are its own."""
+    records of ``bigblock_url`` count: another Big Block's are its own. ``unrecorded`` adds the
+    orders in no status to pick that have no record at all: Big Block may hold them all the same
+    (pushed before a ``clear``, or typed in by hand), which only a listing of it can tell."""
     status = func.lower(func.coalesce(ORDERS.c.status, ""))
-    wanted = or_(status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD))
+    wanted = [status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD)]
+    if unrecorded:
+        wanted.append(PUSHES.c.id.is_(None))
     joined = ORDERS.outerjoin(PUSHES, and_(PUSHES.c.order_id == ORDERS.c.id, PUSHES.c.bigblock_url == bigblock_url))
     query = (
         select(ORDERS.c.id, ORDERS.c.source, ORDERS.c.external_id, ORDERS.c.order_number, status, ORDERS.c.content_hash,
                PUSHES.c.id, *(PUSHES.c[name] for name in _RECORD_FIELDS[:-1]))
         .select_from(joined)
-        .where(wanted)
+        .where(or_(*wanted))
         .order_by(ORDERS.c.order_date, ORDERS.c.id)
     )
     if sources:
@@ -107,6 +111,18 @@ def number_owner(conn: Connection, number: str, order_id: int, bigblock_url: str
     return f"{row[0]} order {row[1]}" if row else None
 
 
+def save_absent(conn: Connection, found: Sequence[tuple[Candidate, str]], bigblock_url: str, basis_hash: str,
+                checked_at: datetime) -> None:
+    """Record that Big Block holds none of these orders (each with its number there), in bulk: the
+    first push after a ``clear`` or an upgrade may find tens of thousands of old orders."""
+    rows = [{"order_id": candidate.order_id, "source": candidate.source, "order_number": number, "bigblock_id": None,
+             "state": "deleted", "content_hash": None, "order_hash": candidate.content_hash, "basis_hash": basis_hash,
+             "message": None, "pushed_at": None, "bigblock_url": bigblock_url, "checked_at": checked_at}
+            for candidate, number in found]
+    for chunk in chunks(rows):
+        upsert(conn, PUSHES, list(chunk), ("order_id", "bigblock_url"), ("source", *_RECORD_FIELDS))
+
+
 def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
     """Write the order's push record for one Big Block: ``values`` over what it held before."""
     before = candidate.record
@@ -121,7 +137,7 @@ def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> d
     """What ``status`` shows of Big Block, from the database alone (no HTTP, no locations file)."""
     counts = {"pushed": 0, "pending": 0, "held": 0, "failed": 0, "blocked": 0}
     attention: list[dict[str, Any]] = []
-    for candidate in candidates(conn, statuses, bigblock_url):
+    for candidate in candidates(conn, statuses, bigblock_url, unrecorded=False):
         record = candidate.record
         if record is not None and record.state in ("held", "failed", "blocked"):
             counts[record.state] += 1
@@ -138,7 +154,9 @@ def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> d
 
 
 def _pending(candidate: Candidate, statuses: Collection[str]) -> bool:
-    """Whether the next push has something to do for this order, as far as the database can tell."""
+    """Whether the next push has something to do for this order, as far as the database can tell: an
+    order in no status to pick and without a record is not counted (only Big Block's list can say
+    whether it holds one, and ``status`` never asks it)."""
     record = candidate.record
     if candidate.status not in statuses:  # to take off the floor, unless already gone or picked
         return record is not None and record.state in MAY_HOLD and record.may_be_held

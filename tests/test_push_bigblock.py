@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -53,6 +54,11 @@ def expected(shop: Sandbox, prefix: str = "") -> dict[str, list[tuple[str, int]]
     """What Big Block should hold: every shop order still to pick, its lines as pieces per SKU."""
     return {prefix + order["order_number"]: sorted((item["sku"], int(Decimal(item["quantity"]))) for item in order["items"])
             for order in shop.truth() if order["status"] in TO_PICK and order["has_identity"]}
+
+
+def not_to_pick(shop: Sandbox, prefix: str = "") -> set[str]:
+    """The numbers of the stored shop orders in no status to pick."""
+    return {prefix + order["order_number"] for order in shop.truth() if order["status"] not in TO_PICK and order["has_identity"]}
 
 
 def held(shop: Sandbox) -> dict[str, list[tuple[str, int]]]:
@@ -117,7 +123,9 @@ def test_push_creates_each_order_to_pick_once_and_a_rerun_sends_nothing(database
     assert again.exit_code == 0, again.output
     assert len(shop.bigblock_received()) == requests_before  # nothing changed: Big Block is not even asked
     assert f"0 created, {len(expected(shop))} unchanged" in again.output
-    assert {r["state"] for r in records(database_url).values()} == {"pushed"}
+    states = {number: record["state"] for number, record in records(database_url).items()}
+    assert {states[number] for number in expected(shop)} == {"pushed"}
+    assert {states[number] for number in not_to_pick(shop)} == {"deleted"}  # looked for once: Big Block holds none
 
 
 def test_changed_and_cancelled_orders_are_replaced_and_deleted(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
@@ -469,10 +477,150 @@ def test_a_push_stops_when_big_block_fails_every_order(tmp_path: Path, shop: San
     database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
     env = push_env(shop, database_url, tmp_path, HTTP_MAX_RETRIES="0")
     assert run_cli("sync", env=env).exit_code == 0
-    shop.arm_fault(501, times=None, after=1)  # the list answers; every create after it fails
+    shop.arm_fault(501, times=None, after=2)  # the check and the listing answer; every create after them fails
     pushed = run_cli("push", "bigblock", env=env)
     assert pushed.exit_code == 1 and "stopped after 10 orders in a row failed" in pushed.output
-    assert [r["state"] for r in records(database_url).values()] == ["failed"] * 10
+    states = Counter(r["state"] for r in records(database_url).values())
+    assert states == {"failed": 10, "deleted": len(not_to_pick(shop))}
     shop.clear_faults()
     assert run_cli("push", "bigblock", env=env).exit_code == 0
+    assert held(shop) == expected(shop)
+
+
+def listings(entries: list[dict[str, Any]]) -> int:
+    """How many list calls (``GET …/orders/``, any page) ``entries`` hold."""
+    return sum(1 for entry in entries if entry["method"] == "GET" and entry["path"].endswith("/orders/"))
+
+
+def test_orders_pushed_before_a_clear_leave_big_block_when_they_leave_the_statuses_to_pick(database_url: str, shop: Sandbox,
+                                                                                           tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path, BIGBLOCK_ORDER_PREFIXES="magento=X-")
+    assert sync_and_push(env).exit_code == 0
+    cleared = run_cli("clear", "--source", "magento", "--yes", env=env)
+    assert cleared.exit_code == 0, cleared.output
+    assert records(database_url) == {}  # the orders' cascade took their push records: synclet forgot Big Block
+    later = NOW + timedelta(minutes=5)
+    shop.update(count=20, updated_at=later)  # what else a shop does in five minutes
+    rows = pickable(shop, 6)
+    for (entity_id, _), status in zip(rows, ("canceled", "canceled", "holded", "complete", "closed")):
+        change(shop, entity_id, later, status=status)
+    change(shop, rows[5][0], later, more_of_line=0)
+    write_locations(shop, tmp_path / "locations.csv")  # an edited order's products keep their shelves
+    shop.bigblock_configure(page_size=1000)  # one page per list call, so they count listings
+    in_big_block = {order["order_number"]: str(order["id"]) for order in shop.bigblock_orders()}
+    leaving = set(in_big_block) & not_to_pick(shop, prefix="X-")
+    assert len(leaving) >= 5
+    before = len(shop.bigblock_received())
+
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    assert held(shop) == expected(shop, prefix="X-")  # nothing no longer to pick is left to pick
+    assert f"{len(leaving)} deleted" in pushed.output
+    assert listings(shop.bigblock_received()[before:]) == 2  # the check, and the one listing of the push
+    deleted = [entry["path"].rstrip("/").rsplit("/", 1)[1] for entry in sent(shop, "DELETE")]
+    assert {in_big_block[number] for number in leaving} <= set(deleted) and len(deleted) == len(set(deleted))
+    states = {number: record["state"] for number, record in records(database_url).items()}
+    assert {states[number] for number in not_to_pick(shop, prefix="X-")} == {"deleted"}
+    assert {states[number] for number in expected(shop, prefix="X-")} == {"pushed"}
+    assert "pending    0" in run_cli("status", env=env).output
+
+    after = len(shop.bigblock_received())
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0, again.output
+    assert len(shop.bigblock_received()) == after  # every order recorded: Big Block is not even listed
+
+
+def test_after_a_clear_an_order_being_picked_needs_a_person_or_is_done(database_url: str, shop: Sandbox,
+                                                                     tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (cancelled_id, cancelled), (shipped_id, shipped) = pickable(shop, 2)
+    shop.bigblock_pick(cancelled)
+    shop.bigblock_pick(shipped)
+    assert run_cli("clear", "--yes", env=env).exit_code == 0
+    later = NOW + timedelta(minutes=5)
+    change(shop, cancelled_id, later, status="canceled")
+    change(shop, shipped_id, later, status="complete")
+    copies = {order["order_number"]: order for order in shop.bigblock_orders() if order["order_number"] in (cancelled, shipped)}
+
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 1
+    assert "1 need a person" in pushed.output and "deleted" not in pushed.output
+    assert f"{cancelled}: now canceled in the shop, but picking has started" in pushed.output
+    assert sent(shop, "DELETE") == []
+    assert {n: o for n, o in ((o["order_number"], o) for o in shop.bigblock_orders()) if n in copies} == copies
+    found = records(database_url)
+    assert (found[cancelled]["state"], found[shipped]["state"]) == ("blocked", "picked")
+    assert found[cancelled]["bigblock_id"] == str(copies[cancelled]["id"])
+    assert "attention  1" in run_cli("status", env=env).output
+
+    key = {"API-KEY": env["BIGBLOCK_API_KEY"]}  # a person stops it in Big Block; the next push settles it
+    requests.delete(f"{env['BIGBLOCK_BASE_URL']}/orders/{copies[cancelled]['id']}/", headers=key,
+                    timeout=10).raise_for_status()
+    settled = run_cli("push", "bigblock", env=env)
+    assert settled.exit_code == 0, settled.output
+    assert records(database_url)[cancelled]["state"] == "deleted" and shipped in held(shop)
+
+
+def test_an_order_never_pushed_leaves_the_other_sources_copy_of_its_number(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = {**push_env(shop, database_url, tmp_path), **shop.env(rest=True, bigblock=True)}  # one shop, read twice
+    assert run_cli("sync", env=env).exit_code == 0
+    assert run_cli("push", "bigblock", "--source", "magento", env=env).exit_code == 0
+    (cancelled_id, cancelled), = pickable(shop, 1)
+    change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
+    assert run_cli("sync", "--source", "magento-rest", env=env).exit_code == 0  # magento still has it to pick
+
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 1  # the REST orders to pick are held back: magento's copies have their numbers
+    assert cancelled in held(shop) and sent(shop, "DELETE") == []
+    with db.connect(database_url).connect() as conn:
+        rest = conn.execute(select(PUSHES.c.state, PUSHES.c.bigblock_id)
+                            .where(PUSHES.c.source == "magento-rest", PUSHES.c.order_number == cancelled)).one()
+    assert tuple(rest) == ("deleted", None)  # Big Block holds no copy of its own
+
+    assert run_cli("sync", "--source", "magento", env=env).exit_code == 0
+    owner = run_cli("push", "bigblock", "--source", "magento", env=env)
+    assert owner.exit_code == 0 and "1 deleted" in owner.output and cancelled not in held(shop)
+
+
+def test_dry_run_after_a_clear_says_what_it_would_delete_and_changes_nothing(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    assert run_cli("clear", "--yes", env=env).exit_code == 0
+    (cancelled_id, cancelled), (holded_id, holded) = pickable(shop, 2)
+    change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
+    change(shop, holded_id, NOW + timedelta(minutes=5), status="holded")
+    assert run_cli("sync", env=env).exit_code == 0
+    before = shop.bigblock_orders()
+
+    dry = run_cli("push", "bigblock", "--dry-run", env=env)
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.count("would be deleted") == 2
+    assert f"would be deleted: magento {cancelled} (now canceled in the shop)" in dry.output
+    assert f"would be deleted: magento {holded} (now holded in the shop)" in dry.output
+    assert shop.bigblock_orders() == before and records(database_url) == {}
+    assert sent(shop, "DELETE") == [] and len(sent(shop, "POST")) == len(before)
+
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 0 and "2 deleted" in pushed.output
+    assert held(shop) == expected(shop)
+
+
+def test_after_a_clear_a_delete_that_fails_is_tried_again(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    assert run_cli("clear", "--yes", env=env).exit_code == 0
+    (cancelled_id, cancelled), = pickable(shop, 1)
+    change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.bigblock_configure(page_size=1000)
+    shop.arm_fault(500, times=3, after=2)  # the check and the one-page listing answer; the delete fails on every attempt
+    failed = run_cli("push", "bigblock", env=env)
+    assert failed.exit_code == 1 and "1 failed" in failed.output and cancelled in held(shop)
+    assert records(database_url)[cancelled]["state"] == "failed"
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0 and "1 deleted" in again.output, again.output
     assert held(shop) == expected(shop)

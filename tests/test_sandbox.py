@@ -409,13 +409,16 @@ def test_html_truncate_and_delay_faults(fresh: Sandbox) -> None:
 def test_a_client_gone_before_its_answer_costs_no_traceback(fresh: Sandbox, capfd: pytest.CaptureFixture[str]) -> None:
     """A sync stopped mid-request hangs up on the sandbox: nothing to answer, nothing to report."""
     fresh.arm_fault(kind="delay", delay_ms=100)
+    before = set(threading.enumerate())  # other sandboxes' handlers may idle on kept-alive connections
     with socket.create_connection(("127.0.0.1", fresh.port)) as client:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
         client.sendall(f"GET {PATH}?Action=Orders HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         while fresh.stats()["requests"] == 0:  # the sandbox has read it and is waiting out the delay
             time.sleep(0.01)
-    while any(thread.name.endswith("(process_request_thread)") for thread in threading.enumerate()):
-        time.sleep(0.01)
+    handler = [thread for thread in threading.enumerate() if thread not in before and "process_request" in thread.name]
+    assert len(handler) == 1
+    handler[0].join(10)
+    assert not handler[0].is_alive()
     assert "Traceback" not in capfd.readouterr().err
 
 

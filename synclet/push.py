@@ -152,6 +152,9 @@ class _Pusher:
         self.basis = push_basis(settings, locations)
         self.result = PushResult()
         self._listing: dict[str, dict[str, Any]] | None = None
+        #: Dry run: number -> the order a create of this run would have given it (the real run's
+        #: records tell ``number_owner``; a dry run writes none).
+        self._planned: dict[str, str] = {}
 
     def run(self, found: Sequence[Candidate], stop: threading.Event | None) -> PushResult:
         to_look_at, unrecorded = [], []
@@ -262,6 +265,8 @@ class _Pusher:
     def _create(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str, outcome: str) -> None:
         with self.conn.begin():
             owner = pushes.number_owner(self.conn, number, candidate.order_id, self.bigblock.orders_url)
+        if owner is None and self.dry_run:
+            owner = self._planned_owner(candidate, number)
         if owner is not None:  # never let two stored orders take turns replacing each other
             reason = (f"order number {number} is already in Big Block for {owner}: if both sources are one shop, push "
                       "only one of them (--source); otherwise set BIGBLOCK_ORDER_PREFIXES")
@@ -280,6 +285,13 @@ class _Pusher:
             return
         self._save(candidate, bigblock_id=str(created["id"]), state="pushed", pushed_at=self.now())
         self._note(candidate, outcome, f"{number} (Big Block id {created['id']}, {items} item{'s' if items != 1 else ''})")
+
+    def _planned_owner(self, candidate: Candidate, number: str) -> str | None:
+        """Dry run: the other order this run would already have created under ``number`` (the real
+        run's record of it would hold this one back), else this one takes the number."""
+        this = f"{candidate.source} order {candidate.external_id}"
+        owner = self._planned.setdefault(number, this)
+        return None if owner == this else owner
 
     def _adopt(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str) -> None:
         """Big Block already has this number: an earlier push whose answer was lost, or an order
@@ -309,6 +321,7 @@ class _Pusher:
             self._blocked(candidate, record.order_number, str(held["id"]), record.content_hash, "lines changed in the shop, "
                           f"but picking has started in Big Block (id {held['id']}); change it there by hand")
         elif self.dry_run:
+            self._planned_owner(candidate, number)
             self._note(candidate, "replaced", f"{number} (Big Block id {held['id']})")
         else:
             self._take_down(candidate, held, record.order_number)

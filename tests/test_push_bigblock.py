@@ -624,3 +624,27 @@ def test_after_a_clear_a_delete_that_fails_is_tried_again(tmp_path: Path, shop: 
     again = run_cli("push", "bigblock", env=env)
     assert again.exit_code == 0 and "1 deleted" in again.output, again.output
     assert held(shop) == expected(shop)
+
+
+def summary_counts(output: str) -> str:
+    """The counts of a push's (or a dry run's) summary line, without its verb and time."""
+    line = next(line for line in output.splitlines() if line.startswith(("bigblock: push ", "bigblock: dry run ")))
+    return line.split(" ", 2)[2].rsplit(" (", 1)[0].removeprefix("run ")
+
+
+def test_dry_run_holds_back_what_another_source_would_take_first(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = {**push_env(shop, database_url, tmp_path), **shop.env(rest=True, bigblock=True)}  # one shop, read twice
+    assert run_cli("sync", env=env).exit_code == 0
+
+    dry = run_cli("push", "bigblock", "--dry-run", env=env)
+    pushed = run_cli("push", "bigblock", env=env)
+    assert dry.exit_code == pushed.exit_code == 1
+    assert summary_counts(dry.output) == summary_counts(pushed.output)
+    assert f"{len(expected(shop))} held back" in dry.output
+
+    def held_back(output: str) -> list[str]:
+        return sorted(line for line in output.splitlines() if line.startswith("bigblock: held back: "))
+
+    assert held_back(dry.output) == held_back(pushed.output) and len(held_back(dry.output)) == len(expected(shop))
+    assert "is already in Big Block for magento order" in held_back(dry.output)[0]

@@ -389,7 +389,8 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
         from synclet.destinations.bigblock import orders_url
 
         with engine.connect() as conn:
-            destinations.append(pushes.summary(conn, settings.bigblock_statuses, orders_url(settings.bigblock_base_url or "")))
+            destinations.append(pushes.summary(conn, settings.bigblock_statuses, orders_url(settings.bigblock_base_url or ""),
+                                               settings.bigblock_order_prefixes))
     if as_json:
         click.echo(json.dumps(report.jsonable({"database": settings.masked_database_url(), "sources": statuses,
                                                "destinations": destinations}), indent=2))

@@ -157,7 +157,7 @@ class BigBlockPush(Base):
     __table__ = tables.bigblock_pushes
 
     id: Mapped[int]
-    order_id: Mapped[int]
+    order_id: Mapped[int | None]  # None: its order was cleared
     source: Mapped[str]
     bigblock_url: Mapped[str]
     order_number: Mapped[str]

@@ -3,10 +3,11 @@
 Per order, the push record says what Big Block was last told. An order in a status to pick that Big
 Block lacks is created; one whose lines changed is replaced (delete, then create: order numbers are
 unique); one that left the statuses to pick (cancelled, or shipped without Big Block) is deleted,
-so nobody picks it twice. An order in no status to pick and with no record (pushed before a
-``clear``, or typed in by hand) is looked up in the push's one listing of Big Block: deleted there
-if Big Block holds it and no other stored order owns its number, else recorded as absent, in bulk,
-so later pushes pass it by. An order on which picking has started (``quantity_fulfilled`` > 0) is
+so nobody picks it twice. A ``clear`` leaves the records, detached from their orders: an order
+synced again without a record takes back the detached one of its source and number, and is then
+treated as any recorded order (unchanged, replaced, deleted). One in no status to pick with no
+record at all was never pushed: it is recorded as absent, in bulk, without asking Big Block, so
+later pushes pass it by. An order on which picking has started (``quantity_fulfilled`` > 0) is
 never replaced or deleted: a change or a cancellation is reported for a person, while a shipped
 one is simply done. Each answer is committed at once, and a ``sending`` record is committed before
 each create, so a push killed at any point is finished by the next one without creating anything
@@ -37,7 +38,6 @@ from synclet.destinations.bigblock_orders import (
     Locations,
     content_hash,
     order_body,
-    order_number,
     picking_started,
     same_content,
 )
@@ -157,23 +157,27 @@ class _Pusher:
         self._planned: dict[str, str] = {}
 
     def run(self, found: Sequence[Candidate], stop: threading.Event | None) -> PushResult:
-        to_look_at, unrecorded = [], []
+        self._attach_detached(found)
+        to_look_at, absent = [], []
         for candidate in found:
+            if self._settled(candidate):
+                continue
             if self._unchanged(candidate):
                 self.result.counts["unchanged"] += 1
             elif self._out_of_reach(candidate):
                 self._save(candidate, state="deleted", message=None)  # off the list of what to look at
-            elif self._unrecorded(candidate):
-                unrecorded.append(candidate)
+            elif candidate.record is None and candidate.status not in self.settings.bigblock_statuses:
+                absent.append((candidate, self._number(candidate)))
             else:
                 to_look_at.append(candidate)
-        if to_look_at or unrecorded:
-            # One list call first: a wrong URL or key fails here, before its 404s (or its empty
-            # list) could pass for orders deleted by hand.
+        if to_look_at or absent:
+            # One list call (its first page) first: a wrong URL or key fails here, before its 404s
+            # could pass for orders deleted by hand, or records are written for it.
             self.bigblock.check()
-        if unrecorded:  # those Big Block holds join the others, in the order they came
-            look = {candidate.order_id for candidate in [*to_look_at, *self._still_held(unrecorded)]}
-            to_look_at = [candidate for candidate in found if candidate.order_id in look]
+        if absent and not self.dry_run:  # never pushed, so not in Big Block: no need to list it
+            with self.conn.begin():
+                pushes.save_absent(self.conn, absent, self.bigblock.orders_url, self.basis, self.now())
+            log.info("bigblock: %d order(s) in no status to pick and never pushed, recorded as absent", len(absent))
         with self.conn.begin():
             lines = pushes.lines(self.conn, [candidate.order_id for candidate in to_look_at])
         failures_in_a_row = 0
@@ -207,38 +211,34 @@ class _Pusher:
         return (candidate.status not in self.settings.bigblock_statuses and record is not None
                 and not record.may_be_held)
 
-    def _unrecorded(self, candidate: Candidate) -> bool:
-        """In no status to pick and never recorded for this Big Block: it may hold the order all the
-        same (pushed before a ``clear``, or typed in by hand)."""
-        return candidate.record is None and candidate.status not in self.settings.bigblock_statuses
+    def _attach_detached(self, found: Sequence[Candidate]) -> None:
+        """Orders cleared and synced again take back their detached records (in one transaction;
+        in memory alone on a dry run), so what Big Block holds of them is known without asking."""
+        with self.conn.begin():
+            attached = pushes.attach_detached(self.conn, found, self.bigblock.orders_url,
+                                              self.settings.bigblock_order_prefixes)
+            if attached and not self.dry_run:
+                pushes.reattach(self.conn, attached)
+        if attached:
+            log.info("bigblock: %d push record(s) of cleared orders %sattached to them again", len(attached),
+                     "would be " if self.dry_run else "")
 
-    def _still_held(self, unrecorded: Sequence[Candidate]) -> list[Candidate]:
-        """Those of ``unrecorded`` whose number Big Block holds, from the push's one listing of it;
-        the rest are recorded as absent in one transaction (no request for them ever again)."""
-        listing = self._listing_of_orders()
-        held, absent = [], []
-        for candidate in unrecorded:
-            number = self._number(candidate)
-            (held if number in listing else absent).append((candidate, number))
-        if absent and not self.dry_run:
-            with self.conn.begin():
-                pushes.save_absent(self.conn, absent, self.bigblock.orders_url, self.basis, self.now())
-            log.info("bigblock: %d order(s) in no status to pick and not in Big Block, recorded", len(absent))
-        return [candidate for candidate, _ in held]
+    def _settled(self, candidate: Candidate) -> bool:
+        """In no status to pick with a record saying Big Block holds no copy to take off the floor
+        (a record attached again; ``candidates`` leaves the others out)."""
+        record = candidate.record
+        return (record is not None and candidate.status not in self.settings.bigblock_statuses
+                and record.state not in pushes.MAY_HOLD)
 
     def _number(self, candidate: Candidate) -> str:
-        return order_number(candidate.source, candidate.order_number or candidate.external_id,
-                            self.settings.bigblock_order_prefixes)
+        return pushes.bigblock_number(candidate, self.settings.bigblock_order_prefixes)
 
     def _one(self, candidate: Candidate, lines: list[Line]) -> None:
         number = self._number(candidate)
         record = candidate.record
         if candidate.status not in self.settings.bigblock_statuses:
-            why = f"now {candidate.status or 'without a status'} in the shop"
-            if record is None:
-                self._remove_unrecorded(candidate, number, why)
-            elif record.state in pushes.MAY_HOLD and record.may_be_held:
-                self._remove(candidate, record, why)
+            if record is not None and record.state in pushes.MAY_HOLD and record.may_be_held:
+                self._remove(candidate, record, f"now {candidate.status or 'without a status'} in the shop")
             return
         try:
             body = order_body(number, lines, self.locations, self.settings.bigblock_allow_missing_location)
@@ -330,20 +330,6 @@ class _Pusher:
     def _remove(self, candidate: Candidate, record: PushRecord, why: str) -> None:
         """A recorded order that left the statuses to pick: its copy found by its record."""
         self._take_off_floor(candidate, record.order_number, self._held(record), record.content_hash, why)
-
-    def _remove_unrecorded(self, candidate: Candidate, number: str, why: str) -> None:
-        """Big Block holds this number for an order never recorded: take it off the floor, unless
-        another stored order owns the number (the same shop read through two sources)."""
-        held = self._find(number)
-        with self.conn.begin():
-            owner = pushes.number_owner(self.conn, number, candidate.order_id, self.bigblock.orders_url)
-        if held is None or owner is not None:
-            self._save(candidate, order_number=number, bigblock_id=None, state="deleted", content_hash=None, message=None)
-            return
-        if not picking_started(held):  # recorded first, so a delete that fails is tried again
-            self._save(candidate, order_number=number, bigblock_id=str(held["id"]), state="pushed", content_hash=None,
-                       message=None)
-        self._take_off_floor(candidate, number, held, None, why)
 
     def _take_off_floor(self, candidate: Candidate, number: str, held: dict[str, Any] | None, held_hash: str | None,
                         why: str) -> None:

@@ -5,16 +5,16 @@ No HTTP here: ``synclet.push`` asks Big Block and records the answers through th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from synclet import tables
-from synclet.destinations.bigblock_orders import Line
+from synclet.destinations.bigblock_orders import Line, order_number
 from synclet.store import ITEMS, ORDERS, chunks, upsert
 
 PUSHES = tables.bigblock_pushes
@@ -60,8 +60,8 @@ def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, s
     """Orders in a status to pick, and orders Big Block may still hold in any other status (to take
     off the floor); oldest first, so the warehouse gets orders in the order they came. Only the
     records of ``bigblock_url`` count: another Big Block's are its own. ``unrecorded`` adds the
-    orders in no status to pick that have no record at all: Big Block may hold them all the same
-    (pushed before a ``clear``, or typed in by hand), which only a listing of it can tell."""
+    orders in no status to pick that have no record attached: a detached one may be theirs (see
+    ``attach_detached``), else they are recorded as absent once, so later pushes pass them by."""
     status = func.lower(func.coalesce(ORDERS.c.status, ""))
     wanted = [status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD)]
     if unrecorded:
@@ -83,6 +83,47 @@ def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, s
         record = PushRecord(*row[7:]) if row[6] is not None else None
         found.append(Candidate(row[0], row[1], row[2], row[3], row[4], row[5], record))
     return found
+
+
+def bigblock_number(candidate: Candidate, prefixes: Mapping[str, str]) -> str:
+    """The number Big Block knows the order by (its source's prefix, if any, included)."""
+    return order_number(candidate.source, candidate.order_number or candidate.external_id, prefixes)
+
+
+def attach_detached(conn: Connection, found: Sequence[Candidate], bigblock_url: str,
+                    prefixes: Mapping[str, str]) -> list[tuple[int, Candidate]]:
+    """Give each order of ``found`` without a record the detached record (its order cleared, then
+    synced again) of its source and Big Block number, in memory; returns (record id, order) for
+    ``reattach`` to write. One query of this Big Block's detached records, matched here."""
+    waiting = [candidate for candidate in found if candidate.record is None]
+    if not waiting:
+        return []
+    query = (select(PUSHES.c.id, PUSHES.c.source, *(PUSHES.c[name] for name in _RECORD_FIELDS[:-1]))
+             .where(PUSHES.c.order_id.is_(None), PUSHES.c.bigblock_url == bigblock_url,
+                    PUSHES.c.source.in_(sorted({candidate.source for candidate in waiting})))
+             .order_by(PUSHES.c.checked_at, PUSHES.c.id))
+    detached: dict[tuple[str, str], tuple[int, PushRecord]] = {}
+    for record_id, source, *fields in conn.execute(query):
+        record = PushRecord(*fields)
+        kept = detached.get((source, record.order_number))
+        if kept is None or record.may_be_held or not kept[1].may_be_held:  # a copy Big Block may hold wins, then the newest
+            detached[(source, record.order_number)] = (record_id, record)
+    attached = []
+    for candidate in waiting:
+        match = detached.pop((candidate.source, bigblock_number(candidate, prefixes)), None)
+        if match is not None:
+            candidate.record = match[1]
+            attached.append((match[0], candidate))
+    return attached
+
+
+def reattach(conn: Connection, attached: Sequence[tuple[int, Candidate]]) -> None:
+    """Write what ``attach_detached`` matched: each record belongs to its order again, in bulk."""
+    statement = (update(PUSHES).where(PUSHES.c.id == bindparam("record_id"))
+                 .values(order_id=bindparam("new_order_id")))
+    rows = [{"record_id": record_id, "new_order_id": candidate.order_id} for record_id, candidate in attached]
+    for chunk in chunks(rows):
+        conn.execute(statement, list(chunk))
 
 
 def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:
@@ -133,11 +174,16 @@ def save(conn: Connection, candidate: Candidate, **values: Any) -> PushRecord:
     return PushRecord(**current)
 
 
-def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> dict[str, Any]:
-    """What ``status`` shows of Big Block, from the database alone (no HTTP, no locations file)."""
+def summary(conn: Connection, statuses: Collection[str], bigblock_url: str,
+            prefixes: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What ``status`` shows of Big Block, from the database alone (no HTTP, no locations file).
+    Orders cleared and synced again meet their detached records as the next push will (by number,
+    with the push's ``prefixes``), in memory only."""
     counts = {"pushed": 0, "pending": 0, "held": 0, "failed": 0, "blocked": 0}
     attention: list[dict[str, Any]] = []
-    for candidate in candidates(conn, statuses, bigblock_url, unrecorded=False):
+    found = candidates(conn, statuses, bigblock_url)
+    attach_detached(conn, found, bigblock_url, prefixes or {})
+    for candidate in found:
         record = candidate.record
         if record is not None and record.state in ("held", "failed", "blocked"):
             counts[record.state] += 1
@@ -145,6 +191,8 @@ def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> d
                               "message": record.message})
         elif _pending(candidate, statuses):
             counts["pending"] += 1
+    # Detached records count: a clear leaves their copies on the floor, and Big Block holds them
+    # as much as any other (they are never pending, having no order to push).
     counts["pushed"] = conn.execute(
         select(func.count()).select_from(PUSHES)
         .where(PUSHES.c.bigblock_url == bigblock_url, PUSHES.c.state.in_(("pushed", "blocked", "picked")))
@@ -155,8 +203,7 @@ def summary(conn: Connection, statuses: Collection[str], bigblock_url: str) -> d
 
 def _pending(candidate: Candidate, statuses: Collection[str]) -> bool:
     """Whether the next push has something to do for this order, as far as the database can tell: an
-    order in no status to pick and without a record is not counted (only Big Block's list can say
-    whether it holds one, and ``status`` never asks it)."""
+    order in no status to pick and without a record is not (the push only records it as absent)."""
     record = candidate.record
     if candidate.status not in statuses:  # to take off the floor, unless already gone or picked
         return record is not None and record.state in MAY_HOLD and record.may_be_held

@@ -421,7 +421,9 @@ def forget_rejects(conn: Connection, source: str, external_ids: Sequence[str]) -
 
 
 def clear(conn: Connection, source: str | None) -> dict[str, int]:
-    """Delete synced orders (children by cascade), rejects and history: all, or one source's."""
+    """Delete synced orders (children by cascade), rejects and history: all, or one source's.
+    Push records stay, their ``order_id`` set NULL by the foreign key: they say what Big Block still
+    holds, and the next push attaches each to its order when a sync brings it back."""
     counts = {}
     for name, table in (("orders", ORDERS), ("rejected_orders", REJECTS), ("sync_history", HISTORY)):
         statement = delete(table) if source is None else delete(table).where(table.c.source == source)

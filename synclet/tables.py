@@ -221,10 +221,13 @@ rejected_orders = Table(
 #: before a create until its answer is recorded, so an interrupted push is found again rather than
 #: duplicated; ``picked`` once the order left the statuses to pick after picking had started
 #: (nothing more to do); ``blocked`` while a change or cancellation waits for a person.
+#: A record outlives its order (``order_id`` NULL after a ``clear``: Big Block still holds what it
+#: says) and is attached again to the order of its source and number when a sync brings it back.
+#: Unique on (order_id, bigblock_url): NULLs are distinct there, so any number of detached records.
 bigblock_pushes = Table(
     "bigblock_pushes", metadata,
     _id(),
-    _order_id(),
+    _optional("order_id", Id, ForeignKey("orders.id", ondelete="SET NULL")),  # 0004: was CASCADE, NOT NULL
     _required("source", String(32)),
     _required("bigblock_url", String(255)),  # which Big Block: a record says nothing of another
     _required("order_number", String(128)),  # as Big Block knows it, prefix included

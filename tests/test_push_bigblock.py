@@ -477,7 +477,7 @@ def test_a_push_stops_when_big_block_fails_every_order(tmp_path: Path, shop: San
     database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
     env = push_env(shop, database_url, tmp_path, HTTP_MAX_RETRIES="0")
     assert run_cli("sync", env=env).exit_code == 0
-    shop.arm_fault(501, times=None, after=2)  # the check and the listing answer; every create after them fails
+    shop.arm_fault(501, times=None, after=1)  # the check answers; every create after it fails
     pushed = run_cli("push", "bigblock", env=env)
     assert pushed.exit_code == 1 and "stopped after 10 orders in a row failed" in pushed.output
     states = Counter(r["state"] for r in records(database_url).values())
@@ -492,13 +492,20 @@ def listings(entries: list[dict[str, Any]]) -> int:
     return sum(1 for entry in entries if entry["method"] == "GET" and entry["path"].endswith("/orders/"))
 
 
-def test_orders_pushed_before_a_clear_leave_big_block_when_they_leave_the_statuses_to_pick(database_url: str, shop: Sandbox,
-                                                                                           tmp_path: Path) -> None:
+def summary_counts(output: str) -> str:
+    """The counts of a push's (or a dry run's) summary line, without its verb and time."""
+    line = next(line for line in output.splitlines() if line.startswith(("bigblock: push ", "bigblock: dry run ")))
+    return line.split(" ", 2)[2].rsplit(" (", 1)[0].removeprefix("run ")
+
+
+def test_push_records_outlive_a_clear_and_the_orders_synced_again_take_them_back(database_url: str, shop: Sandbox,
+                                                                                tmp_path: Path) -> None:
     env = push_env(shop, database_url, tmp_path, BIGBLOCK_ORDER_PREFIXES="magento=X-")
     assert sync_and_push(env).exit_code == 0
+    known = records(database_url)
     cleared = run_cli("clear", "--source", "magento", "--yes", env=env)
     assert cleared.exit_code == 0, cleared.output
-    assert records(database_url) == {}  # the orders' cascade took their push records: synclet forgot Big Block
+    assert records(database_url) == {number: {**record, "order_id": None} for number, record in known.items()}
     later = NOW + timedelta(minutes=5)
     shop.update(count=20, updated_at=later)  # what else a shop does in five minutes
     rows = pickable(shop, 6)
@@ -506,8 +513,9 @@ def test_orders_pushed_before_a_clear_leave_big_block_when_they_leave_the_status
         change(shop, entity_id, later, status=status)
     change(shop, rows[5][0], later, more_of_line=0)
     write_locations(shop, tmp_path / "locations.csv")  # an edited order's products keep their shelves
-    shop.bigblock_configure(page_size=1000)  # one page per list call, so they count listings
+    shop.bigblock_configure(page_size=5)  # a listing of Big Block would be a dozen list calls
     in_big_block = {order["order_number"]: str(order["id"]) for order in shop.bigblock_orders()}
+    holding = held(shop)
     leaving = set(in_big_block) & not_to_pick(shop, prefix="X-")
     assert len(leaving) >= 5
     before = len(shop.bigblock_received())
@@ -516,18 +524,45 @@ def test_orders_pushed_before_a_clear_leave_big_block_when_they_leave_the_status
     assert pushed.exit_code == 0, pushed.output
     assert held(shop) == expected(shop, prefix="X-")  # nothing no longer to pick is left to pick
     assert f"{len(leaving)} deleted" in pushed.output
-    assert listings(shop.bigblock_received()[before:]) == 2  # the check, and the one listing of the push
-    deleted = [entry["path"].rstrip("/").rsplit("/", 1)[1] for entry in sent(shop, "DELETE")]
+    received = shop.bigblock_received()[before:]
+    assert listings(received) == 1  # the check alone: Big Block is never listed
+    posted = [entry["body"]["order_number"] for entry in received if entry["method"] == "POST"]
+    assert sorted(posted) == sorted(number for number, lines in expected(shop, prefix="X-").items()
+                                    if holding.get(number) != lines)  # none for what Big Block holds as it is
+    deleted = [entry["path"].rstrip("/").rsplit("/", 1)[1] for entry in received if entry["method"] == "DELETE"]
     assert {in_big_block[number] for number in leaving} <= set(deleted) and len(deleted) == len(set(deleted))
-    states = {number: record["state"] for number, record in records(database_url).items()}
-    assert {states[number] for number in not_to_pick(shop, prefix="X-")} == {"deleted"}
-    assert {states[number] for number in expected(shop, prefix="X-")} == {"pushed"}
+    found = records(database_url)
+    assert {number: record["id"] for number, record in found.items() if number in known} == \
+        {number: record["id"] for number, record in known.items()}  # the same rows, attached again
+    assert all(record["order_id"] is not None for record in found.values())
+    assert {found[number]["state"] for number in not_to_pick(shop, prefix="X-")} == {"deleted"}
+    assert {found[number]["state"] for number in expected(shop, prefix="X-")} == {"pushed"}
     assert "pending    0" in run_cli("status", env=env).output
 
     after = len(shop.bigblock_received())
     again = run_cli("push", "bigblock", env=env)
     assert again.exit_code == 0, again.output
-    assert len(shop.bigblock_received()) == after  # every order recorded: Big Block is not even listed
+    assert len(shop.bigblock_received()) == after  # every order recorded: Big Block is not even asked
+
+
+def test_new_orders_already_closed_are_recorded_without_listing_big_block(database_url: str, shop: Sandbox,
+                                                                          tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    later = NOW + timedelta(minutes=5)
+    closed = [change(shop, entity_id, later, status=status)  # placed and closed between two syncs
+              for entity_id, status in zip(shop.add(3, created_at=later), ("canceled", "complete", "closed"))]
+    shop.bigblock_configure(page_size=5)
+    before = len(shop.bigblock_received())
+
+    pushed = sync_and_push(env)
+    assert pushed.exit_code == 0, pushed.output
+    assert f"0 created, {len(expected(shop))} unchanged" in pushed.output
+    received = shop.bigblock_received()[before:]
+    assert len(received) == listings(received) == 1  # the check's first page, no listing
+    assert {records(database_url)[number]["state"] for number in closed} == {"deleted"}
+    assert run_cli("push", "bigblock", env=env).exit_code == 0
+    assert len(shop.bigblock_received()) == before + 1  # recorded: never looked at again
 
 
 def test_after_a_clear_an_order_being_picked_needs_a_person_or_is_done(database_url: str, shop: Sandbox,
@@ -584,52 +619,35 @@ def test_an_order_never_pushed_leaves_the_other_sources_copy_of_its_number(tmp_p
     assert owner.exit_code == 0 and "1 deleted" in owner.output and cancelled not in held(shop)
 
 
-def test_dry_run_after_a_clear_says_what_it_would_delete_and_changes_nothing(tmp_path: Path, shop: Sandbox) -> None:
-    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
-    env = push_env(shop, database_url, tmp_path)
+def test_dry_run_after_a_clear_says_what_the_push_does_and_changes_nothing(database_url: str, shop: Sandbox,
+                                                                          tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path, BIGBLOCK_ORDER_PREFIXES="magento=X-")
     assert sync_and_push(env).exit_code == 0
     assert run_cli("clear", "--yes", env=env).exit_code == 0
-    (cancelled_id, cancelled), (holded_id, holded) = pickable(shop, 2)
+    (cancelled_id, cancelled), (holded_id, holded), (edited_id, edited) = pickable(shop, 3)
     change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
     change(shop, holded_id, NOW + timedelta(minutes=5), status="holded")
+    change(shop, edited_id, NOW + timedelta(minutes=5), more_of_line=0)
+    write_locations(shop, tmp_path / "locations.csv")
     assert run_cli("sync", env=env).exit_code == 0
-    before = shop.bigblock_orders()
+    assert "pending    3 (" in run_cli("status", env=env).output  # the records the push will attach again count
+    before, detached = shop.bigblock_orders(), records(database_url)
+    posts = len(sent(shop, "POST"))
 
     dry = run_cli("push", "bigblock", "--dry-run", env=env)
     assert dry.exit_code == 0, dry.output
-    assert dry.output.count("would be deleted") == 2
-    assert f"would be deleted: magento {cancelled} (now canceled in the shop)" in dry.output
-    assert f"would be deleted: magento {holded} (now holded in the shop)" in dry.output
-    assert shop.bigblock_orders() == before and records(database_url) == {}
-    assert sent(shop, "DELETE") == [] and len(sent(shop, "POST")) == len(before)
+    assert dry.output.count("would be deleted") == 2 and dry.output.count("would be replaced") == 1
+    assert f"would be deleted: magento X-{cancelled} (now canceled in the shop)" in dry.output
+    assert f"would be deleted: magento X-{holded} (now holded in the shop)" in dry.output
+    assert f"would be replaced: magento X-{edited} (" in dry.output and "would be created" not in dry.output
+    assert shop.bigblock_orders() == before and records(database_url) == detached  # still detached
+    assert sent(shop, "DELETE") == [] and len(sent(shop, "POST")) == posts
 
     pushed = run_cli("push", "bigblock", env=env)
-    assert pushed.exit_code == 0 and "2 deleted" in pushed.output
-    assert held(shop) == expected(shop)
-
-
-def test_after_a_clear_a_delete_that_fails_is_tried_again(tmp_path: Path, shop: Sandbox) -> None:
-    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
-    env = push_env(shop, database_url, tmp_path)
-    assert sync_and_push(env).exit_code == 0
-    assert run_cli("clear", "--yes", env=env).exit_code == 0
-    (cancelled_id, cancelled), = pickable(shop, 1)
-    change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
-    assert run_cli("sync", env=env).exit_code == 0
-    shop.bigblock_configure(page_size=1000)
-    shop.arm_fault(500, times=3, after=2)  # the check and the one-page listing answer; the delete fails on every attempt
-    failed = run_cli("push", "bigblock", env=env)
-    assert failed.exit_code == 1 and "1 failed" in failed.output and cancelled in held(shop)
-    assert records(database_url)[cancelled]["state"] == "failed"
-    again = run_cli("push", "bigblock", env=env)
-    assert again.exit_code == 0 and "1 deleted" in again.output, again.output
-    assert held(shop) == expected(shop)
-
-
-def summary_counts(output: str) -> str:
-    """The counts of a push's (or a dry run's) summary line, without its verb and time."""
-    line = next(line for line in output.splitlines() if line.startswith(("bigblock: push ", "bigblock: dry run ")))
-    return line.split(" ", 2)[2].rsplit(" (", 1)[0].removeprefix("run ")
+    assert pushed.exit_code == 0, pushed.output
+    assert summary_counts(pushed.output) == summary_counts(dry.output) == \
+        f"0 created, 1 replaced, 2 deleted, {len(expected(shop)) - 1} unchanged"
+    assert held(shop) == expected(shop, prefix="X-") and len(sent(shop, "POST")) == posts + 1
 
 
 def test_dry_run_holds_back_what_another_source_would_take_first(tmp_path: Path, shop: Sandbox) -> None:
@@ -648,3 +666,20 @@ def test_dry_run_holds_back_what_another_source_would_take_first(tmp_path: Path,
 
     assert held_back(dry.output) == held_back(pushed.output) and len(held_back(dry.output)) == len(expected(shop))
     assert "is already in Big Block for magento order" in held_back(dry.output)[0]
+
+
+def test_after_a_clear_a_delete_that_fails_is_tried_again(tmp_path: Path, shop: Sandbox) -> None:
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    assert run_cli("clear", "--yes", env=env).exit_code == 0
+    (cancelled_id, cancelled), = pickable(shop, 1)
+    change(shop, cancelled_id, NOW + timedelta(minutes=5), status="canceled")
+    assert run_cli("sync", env=env).exit_code == 0
+    shop.arm_fault(500, times=3, after=2)  # the check and the GET of its copy answer; the delete fails on every attempt
+    failed = run_cli("push", "bigblock", env=env)
+    assert failed.exit_code == 1 and "1 failed" in failed.output and cancelled in held(shop)
+    assert records(database_url)[cancelled]["state"] == "failed"
+    again = run_cli("push", "bigblock", env=env)
+    assert again.exit_code == 0 and "1 deleted" in again.output, again.output
+    assert held(shop) == expected(shop)

@@ -42,11 +42,11 @@ def table_names(engine: Engine) -> set[str]:
         return set(inspect(conn).get_table_names())
 
 
-def add_order_row(engine: Engine) -> None:
+def add_order_row(engine: Engine, external_id: str = "1") -> None:
     now = datetime(2026, 1, 1)
     orders = metadata.tables["orders"]
     with engine.begin() as conn:
-        conn.execute(orders.insert().values(source="magento", external_id="1", source_updated_at=now, raw_json="{}",
+        conn.execute(orders.insert().values(source="magento", external_id=external_id, source_updated_at=now, raw_json="{}",
                                             content_hash="x", first_synced_at=now, last_synced_at=now))
 
 
@@ -258,3 +258,103 @@ def test_test_says_a_database_that_cannot_be_made_is_unreachable(database: str) 
     assert line.startswith("✗ database") and f"cannot reach the database: cannot create {database} (" in line
     with pytest.raises(DatabaseError, match="cannot reach the database"):
         db.schema_state(db.connect(f"sqlite:///{database}"))
+
+
+def add_push_record(engine: Engine, external_id: str) -> None:
+    """A stored order and its push record, as a push at any schema since 0002 writes them."""
+    add_order_row(engine, external_id)
+    orders, pushes = metadata.tables["orders"], metadata.tables["bigblock_pushes"]
+    with engine.begin() as conn:
+        order_id = conn.execute(select(orders.c.id).where(orders.c.external_id == external_id)).scalar()
+        conn.execute(pushes.insert().values(order_id=order_id, source="magento", bigblock_url="http://bb/api/orders/",
+                                            order_number=external_id, bigblock_id=f"9{external_id}", state="pushed",
+                                            checked_at=datetime(2026, 1, 1)))
+
+
+def push_records(engine: Engine) -> dict[str, int | None]:
+    """order_number -> order_id of every push record."""
+    pushes = metadata.tables["bigblock_pushes"]
+    with engine.connect() as conn:
+        return {number: order_id for number, order_id in conn.execute(select(pushes.c.order_number, pushes.c.order_id))}
+
+
+def same_as_tables(engine: Engine) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+
+
+def test_push_records_survive_the_upgrade_to_0004_and_then_a_clear(database_url: str) -> None:
+    engine = db.connect(database_url)
+    upgrade_to(engine, "0003")
+    add_push_record(engine, "1")
+    add_push_record(engine, "2")
+    before = push_records(engine)
+
+    result = run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert result.exit_code == 0, result.output
+    assert db.schema_state(engine) == ("current", db.head_revision()) and same_as_tables(engine) == []
+    assert push_records(engine) == before
+    cleared = run_cli("clear", "--source", "magento", "--yes", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert cleared.exit_code == 0, cleared.output
+    assert push_records(engine) == {"1": None, "2": None}  # detached, not deleted
+
+
+def test_the_downgrade_from_0004_drops_only_the_detached_records(database_url: str) -> None:
+    engine = db.connect(database_url)
+    db.upgrade(engine)
+    add_push_record(engine, "1")
+    add_push_record(engine, "2")
+    orders = metadata.tables["orders"]
+    with engine.begin() as conn:
+        conn.execute(orders.delete().where(orders.c.external_id == "1"))
+    before_2 = push_records(engine)["2"]
+    assert before_2 is not None and push_records(engine)["1"] is None
+
+    with engine.begin() as connection:
+        db.command.downgrade(db._alembic_config(connection), "0003")
+    assert push_records(engine) == {"2": before_2}  # 0003 has no place for a record without its order
+    with engine.begin() as conn:
+        conn.execute(orders.delete())
+    assert push_records(engine) == {}  # the cascade of 0003 again
+    upgrade_to(engine, "head")
+    assert db.schema_state(engine) == ("current", db.head_revision()) and same_as_tables(engine) == []
+
+
+def finishes_0004(database_url: str) -> None:
+    engine = db.connect(database_url)
+    assert db.schema_state(engine)[1] == "0003"
+    result = run_cli("init", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
+    assert result.exit_code == 0, result.output
+    assert db.schema_state(engine) == ("current", db.head_revision()) and same_as_tables(engine) == []
+    assert list(push_records(engine)) == ["1"]
+
+
+@pytest.mark.parametrize("done", [1, 2, 3])
+def test_the_0004_migration_killed_between_its_alters_on_mariadb_is_finished(mariadb_url: str, done: int) -> None:
+    """MariaDB commits each of 0004's three ALTERs, and the revision is recorded after the last."""
+    engine = db.connect(mariadb_url)
+    upgrade_to(engine, "0003")
+    add_push_record(engine, "1")
+    key = "fk_bigblock_pushes_order_id_orders"
+    steps = [f"ALTER TABLE bigblock_pushes DROP FOREIGN KEY {key}",
+             "ALTER TABLE bigblock_pushes MODIFY order_id BIGINT NULL",
+             f"ALTER TABLE bigblock_pushes ADD CONSTRAINT {key} FOREIGN KEY(order_id) REFERENCES orders (id) ON DELETE SET NULL"]
+    with engine.begin() as conn:
+        for step in steps[:done]:
+            conn.execute(text(step))
+    finishes_0004(mariadb_url)
+
+
+def test_the_0004_migration_killed_on_sqlite_is_redone(tmp_path: Path) -> None:
+    """SQLite recreates the table in one transaction, after making its empty copy outside it."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    engine = db.connect(database_url)
+    upgrade_to(engine, "0003")
+    add_push_record(engine, "1")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE _alembic_tmp_bigblock_pushes (id INTEGER NOT NULL PRIMARY KEY)"))
+    finishes_0004(database_url)
+    assert "_alembic_tmp_bigblock_pushes" not in table_names(engine)

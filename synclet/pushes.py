@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from synclet import tables
 from synclet.destinations.bigblock_orders import Line, order_number
-from synclet.store import ITEMS, ORDERS, chunks, upsert
+from synclet.store import IN_CHUNK, ITEMS, ORDERS, chunks, upsert
 
 PUSHES = tables.bigblock_pushes
 #: States in which Big Block may hold a copy of the order (``sending``: a create whose answer was lost).
@@ -118,12 +118,13 @@ def attach_detached(conn: Connection, found: Sequence[Candidate], bigblock_url: 
 
 
 def reattach(conn: Connection, attached: Sequence[tuple[int, Candidate]]) -> None:
-    """Write what ``attach_detached`` matched: each record belongs to its order again, in bulk."""
-    statement = (update(PUSHES).where(PUSHES.c.id == bindparam("record_id"))
-                 .values(order_id=bindparam("new_order_id")))
-    rows = [{"record_id": record_id, "new_order_id": candidate.order_id} for record_id, candidate in attached]
-    for chunk in chunks(rows):
-        conn.execute(statement, list(chunk))
+    """Write what ``attach_detached`` matched: each record belongs to its order again. One UPDATE
+    per chunk, a CASE on the record id (PyMySQL sends an executemany UPDATE row by row: 0.6 s for
+    5,000 orders), three parameters a record."""
+    for chunk in chunks(list(attached), IN_CHUNK // 3):
+        order_ids = {record_id: candidate.order_id for record_id, candidate in chunk}
+        conn.execute(update(PUSHES).where(PUSHES.c.id.in_(list(order_ids)))
+                     .values(order_id=case(order_ids, value=PUSHES.c.id)))
 
 
 def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:

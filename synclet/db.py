@@ -275,8 +275,8 @@ def _interrupted_creation(connection: Connection) -> list[Table]:
 def ensure_schema(engine: Engine) -> None:
     """Create or upgrade the schema before a command writes; refuse a foreign or newer one.
 
-    An older schema is upgraded here rather than refused: migrations only add, and an hourly cron
-    job must not stop working until someone runs ``init`` after an update."""
+    An older schema is upgraded here rather than refused: migrations add or loosen, never remove
+    data, and an hourly cron job must not stop working until someone runs ``init`` after an update."""
     state, current = schema_state(engine)
     if state in ("empty", "outdated"):
         before, after = upgrade(engine)

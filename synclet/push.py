@@ -315,8 +315,7 @@ class _Pusher:
             self._create(candidate, number, body, digest, "created")
         elif str(held.get("order_number")) == number and same_content(held, body):
             self.result.counts["unchanged"] += 1
-            if not self.dry_run:
-                self._save(candidate, bigblock_id=str(held["id"]), state="pushed", content_hash=digest, message=None)
+            self._save(candidate, bigblock_id=str(held["id"]), state="pushed", content_hash=digest, message=None)
         elif picking_started(held):
             self._blocked(candidate, record.order_number, str(held["id"]), record.content_hash, "lines changed in the shop, "
                           f"but picking has started in Big Block (id {held['id']}); change it there by hand")
@@ -328,25 +327,21 @@ class _Pusher:
             self._create(candidate, number, body, digest, "replaced")
 
     def _remove(self, candidate: Candidate, record: PushRecord, why: str) -> None:
-        """A recorded order that left the statuses to pick: its copy found by its record."""
-        self._take_off_floor(candidate, record.order_number, self._held(record), record.content_hash, why)
-
-    def _take_off_floor(self, candidate: Candidate, number: str, held: dict[str, Any] | None, held_hash: str | None,
-                        why: str) -> None:
         """Take an order nobody should pick off the warehouse floor, unless picking has started:
         then a cancelled order needs a person, and any other (shipped, closed) is simply done."""
+        held = self._held(record)
         if held is None:
-            self._save(candidate, order_number=number, bigblock_id=None, state="deleted", message=None)
+            self._save(candidate, bigblock_id=None, state="deleted", message=None)
         elif picking_started(held) and candidate.status in self.settings.bigblock_cancelled_statuses:
-            self._blocked(candidate, number, str(held["id"]), held_hash, f"{why}, but picking "
+            self._blocked(candidate, record.order_number, str(held["id"]), record.content_hash, f"{why}, but picking "
                           f"has started in Big Block (id {held['id']}); stop it there by hand")
         elif picking_started(held):
-            self._save(candidate, order_number=number, bigblock_id=str(held["id"]), state="picked", message=None)
+            self._save(candidate, bigblock_id=str(held["id"]), state="picked", message=None)
         elif self.dry_run:
-            self._note(candidate, "deleted", f"{number} ({why})")
+            self._note(candidate, "deleted", f"{record.order_number} ({why})")
         else:
-            self._take_down(candidate, held, number, message=None, pushed_at=self.now())
-            self._note(candidate, "deleted", f"{number} (Big Block id {held['id']}, {why})")
+            self._take_down(candidate, held, record.order_number, message=None, pushed_at=self.now())
+            self._note(candidate, "deleted", f"{record.order_number} (Big Block id {held['id']}, {why})")
 
     def _take_down(self, candidate: Candidate, held: dict[str, Any], number: str, **values: Any) -> None:
         """Delete Big Block's copy and record that it holds none (a create may follow)."""
@@ -362,16 +357,12 @@ class _Pusher:
         return self._find(record.order_number)
 
     def _find(self, number: str, fresh: bool = False) -> dict[str, Any] | None:
-        """Big Block's order with this number; ``fresh`` lists again, for an order made by someone
-        else since."""
-        return self._listing_of_orders(fresh).get(number)
-
-    def _listing_of_orders(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
-        """Big Block's orders by number, from one listing per push (it has no search)."""
+        """Big Block's order with this number, from one listing per push (it has no search);
+        ``fresh`` lists again, for an order made by someone else since."""
         if self._listing is None or fresh:
             self._listing = {str(order.get("order_number")): order for order in self.bigblock.orders()
                              if order.get("id") not in (None, "")}
-        return self._listing
+        return self._listing.get(number)
 
     def _blocked(self, candidate: Candidate, number: str, bigblock_id: str, held_hash: str | None, reason: str) -> None:
         self._note(candidate, "blocked", f"{number}: {reason}")
@@ -382,8 +373,7 @@ class _Pusher:
         number = candidate.record.order_number if candidate.record else self._number(candidate)
         message = self.settings.mask(message)
         self._note(candidate, "failed", f"{number}: {message}")
-        if not self.dry_run:
-            self._save(candidate, order_number=number, state="failed", message=message)
+        self._save(candidate, order_number=number, state="failed", message=message)
 
     def _save(self, candidate: Candidate, **values: Any) -> None:
         """Record and commit at once: the next push starts from here, whatever happens next."""

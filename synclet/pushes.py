@@ -56,16 +56,14 @@ class Candidate:
 
 
 def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, sources: Sequence[str] = (),
-               since: datetime | None = None, unrecorded: bool = True) -> list[Candidate]:
-    """Orders in a status to pick, and orders Big Block may still hold in any other status (to take
-    off the floor); oldest first, so the warehouse gets orders in the order they came. Only the
-    records of ``bigblock_url`` count: another Big Block's are its own. ``unrecorded`` adds the
-    orders in no status to pick that have no record attached: a detached one may be theirs (see
-    ``attach_detached``), else they are recorded as absent once, so later pushes pass them by."""
+               since: datetime | None = None) -> list[Candidate]:
+    """Orders in a status to pick, orders Big Block may still hold in any other status (to take
+    off the floor), and orders with no record attached: a detached one may be theirs (see
+    ``attach_detached``), else they are recorded as absent once, so later pushes pass them by.
+    Oldest first, so the warehouse gets orders in the order they came. Only the records of
+    ``bigblock_url`` count: another Big Block's are its own."""
     status = func.lower(func.coalesce(ORDERS.c.status, ""))
-    wanted = [status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD)]
-    if unrecorded:
-        wanted.append(PUSHES.c.id.is_(None))
+    wanted = [status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD), PUSHES.c.id.is_(None)]
     joined = ORDERS.outerjoin(PUSHES, and_(PUSHES.c.order_id == ORDERS.c.id, PUSHES.c.bigblock_url == bigblock_url))
     query = (
         select(ORDERS.c.id, ORDERS.c.source, ORDERS.c.external_id, ORDERS.c.order_number, status, ORDERS.c.content_hash,

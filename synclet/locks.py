@@ -77,8 +77,9 @@ def unlock_file(fd: int) -> None:
 def lock_file(path: Path, wait: float) -> int | None:
     """An open descriptor holding ``flock`` on ``path``, or None if another held it for ``wait`` seconds.
 
-    Raises ``LockUnusable`` (a ``DatabaseError``) naming the file when it cannot be opened or locked (its directory is
-    gone or read-only, the path is a directory): the database beside it cannot be used either."""
+    Raises ``LockUnusable`` (a ``DatabaseError``) naming the file when it cannot be opened or locked
+    (its directory is gone or read-only, the path is a directory): the database beside it cannot be
+    used either."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:

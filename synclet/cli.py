@@ -425,6 +425,8 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
         if not click.confirm(f"Delete {what} in {settings.masked_database_url()}?"):
             click.echo("Nothing deleted.")
             sys.exit(EXIT_FAILED)
+    from synclet.push import LOCK_NAME as PUSH_LOCK_NAME
+
     engine = db.connect(settings.database_url)
     db.ensure_schema(engine)
     with engine.connect() as conn, contextlib.ExitStack() as locks:
@@ -433,6 +435,8 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
         try:
             for name in names:
                 locks.enter_context(SourceLock(conn, name))  # nothing is cleared under a running sync
+            # nor under a push, which would record the answers of orders deleted under it
+            locks.enter_context(SourceLock(conn, PUSH_LOCK_NAME, activity="push to Big Block"))
         except LockHeld as error:  # the contract gives clear 0 or 1: this is a refusal
             click.echo(f"Error: refusing to clear: {error}", err=True)
             sys.exit(EXIT_FAILED)

@@ -503,6 +503,9 @@ def test_push_records_outlive_a_clear_and_the_orders_synced_again_take_them_back
     env = push_env(shop, database_url, tmp_path, BIGBLOCK_ORDER_PREFIXES="magento=X-")
     assert sync_and_push(env).exit_code == 0
     known = records(database_url)
+    with db.connect(database_url).connect() as conn, SourceLock(conn, "bigblock-push"):
+        refused = run_cli("clear", "--source", "magento", "--yes", env=env)  # a push would record answers for deleted orders
+    assert refused.exit_code == 1 and "refusing to clear: another push to Big Block is running" in refused.output
     cleared = run_cli("clear", "--source", "magento", "--yes", env=env)
     assert cleared.exit_code == 0, cleared.output
     assert records(database_url) == {number: {**record, "order_id": None} for number, record in known.items()}

@@ -240,7 +240,7 @@ class _Reader:
         return words
 
     def prefixes(self, name: str) -> dict[str, str]:
-        """``source=prefix`` pairs separated by commas, e.g. ``magento=M-,valerdat=PO-``."""
+        """``source=prefix`` pairs separated by commas, e.g. ``magento=M-,valerdat=V-``."""
         raw = self.text(name)
         if raw is None:
             return {}

@@ -60,8 +60,9 @@ def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, s
     """Orders in a status to pick, orders Big Block may still hold in any other status (to take
     off the floor), and orders with no record attached: a detached one may be theirs (see
     ``attach_detached``), else they are recorded as absent once, so later pushes pass them by.
-    Oldest first, so the warehouse gets orders in the order they came. Only the records of
-    ``bigblock_url`` count: another Big Block's are its own."""
+    Oldest first, so the warehouse gets orders in the order they came. ``since`` keeps older orders
+    out unless Big Block may hold them. Only the records of ``bigblock_url`` count: another Big
+    Block's are its own."""
     status = func.lower(func.coalesce(ORDERS.c.status, ""))
     wanted = [status.in_(sorted(statuses)), PUSHES.c.state.in_(MAY_HOLD), PUSHES.c.id.is_(None)]
     joined = ORDERS.outerjoin(PUSHES, and_(PUSHES.c.order_id == ORDERS.c.id, PUSHES.c.bigblock_url == bigblock_url))
@@ -74,8 +75,8 @@ def candidates(conn: Connection, statuses: Collection[str], bigblock_url: str, s
     )
     if sources:
         query = query.where(ORDERS.c.source.in_(list(sources)))
-    if since is not None:
-        query = query.where(ORDERS.c.order_date >= since)
+    if since is not None:  # leaves older orders out of Big Block, not those already in it
+        query = query.where(or_(ORDERS.c.order_date >= since, PUSHES.c.state.in_(MAY_HOLD)))
     found = []
     for row in conn.execute(query):
         record = PushRecord(*row[7:]) if row[6] is not None else None

@@ -296,6 +296,18 @@ def test_since_and_source_narrow_the_push(database_url: str, shop: Sandbox, tmp_
     assert unknown.exit_code == 2 and "unknown source 'shopify'" in unknown.output
 
 
+def test_since_leaves_older_orders_out_but_still_takes_a_closed_one_off_the_floor(database_url: str, shop: Sandbox,
+                                                                                  tmp_path: Path) -> None:
+    env = push_env(shop, database_url, tmp_path)
+    assert sync_and_push(env).exit_code == 0
+    (oldest_id, oldest), *_ = pickable(shop, 1)
+    change(shop, oldest_id, NOW + timedelta(minutes=5), status="closed")
+    assert run_cli("sync", env=env).exit_code == 0
+    pushed = run_cli("push", "bigblock", "--since", (NOW - timedelta(days=1)).strftime("%Y-%m-%d"), env=env)
+    assert pushed.exit_code == 0 and "1 deleted" in pushed.output, pushed.output
+    assert oldest not in held(shop) and held(shop) == expected(shop)
+
+
 def test_push_without_big_block_settings_exits_2(database_url: str) -> None:
     result = run_cli("push", "bigblock", env={"DATABASE_URL": database_url})
     assert result.exit_code == 2 and "BIGBLOCK_BASE_URL" in result.output

@@ -286,5 +286,18 @@ def ensure_schema(engine: Engine) -> None:
         raise _foreign_schema(current)
 
 
+def readable_schema(engine: Engine) -> bool:
+    """For a dry run, which must change nothing: whether there is a schema of this version to read
+    (False for an empty database or a SQLite file not made yet). An older schema is not upgraded
+    here, so it is refused with what to run first; a foreign or newer one as ``sync`` refuses it."""
+    state, revision = schema_state(engine)
+    if state == "outdated":
+        raise SchemaOutdated(f"the database schema ({revision}) is older than this synclet's ({head_revision()}) and a "
+                             "dry run changes nothing, not even that: run `python synclet.py init` first")
+    if state == "unknown":
+        raise _foreign_schema(revision)
+    return state == "current"
+
+
 def _foreign_schema(revision: str | None) -> SchemaOutdated:
     return SchemaOutdated(f"the database schema ({revision}) is newer than this synclet or not synclet's: upgrade synclet")

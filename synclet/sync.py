@@ -453,13 +453,17 @@ def summary(result: RunResult) -> str:
 def _dry_run(engine: Engine, source: Source, settings: Settings, options: SyncOptions, report: Callable[[str], None]) -> RunResult:
     """Fetch and map as a real run would, compare with what is stored, write nothing."""
     started = time.monotonic()
-    state = db.schema_state(engine)[0] if db.database_exists(engine) else "empty"
-    with engine.connect() if state == "current" else contextlib.nullcontext() as stored_conn:
+    with engine.connect() if db.readable_schema(engine) else contextlib.nullcontext() as stored_conn:
         run_plan = plan(stored_conn, source, settings, options)
         result = RunResult(source.name, run_plan.sync_type, run_plan.window_start, "dry-run", cursor=run_plan.cursor)
         report(f"[dry-run] {run_plan.sync_type} sync of {source.name}: {_describe(run_plan.window)}")
+        window = run_plan.window
+        if stored_conn is not None:  # what a real run leaves unread, a dry run leaves too
+            rejected = frozenset(key for key, _ in store.pending_rejects(stored_conn, source.name))
+            window = dataclasses.replace(window, stored_versions=_versions_reader(engine, source.name, rejected),
+                                         stored_credits=_credits_reader(engine, source.name))
         written: dict[str, tuple[int, str]] = {}  # what the run would have stored so far
-        with read_ahead(source.pages(run_plan.window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
+        with read_ahead(source.pages(window), settings.fetch_ahead_pages, screen, after_fork=_forget_pool(engine),
                         carried=_login_of(source)) as batches:
             for page in (page for batch in batches for page in batch):
                 _report_dry_page(stored_conn, source, page, written, result, report)

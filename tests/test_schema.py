@@ -202,6 +202,12 @@ def test_sync_upgrades_an_older_schema_and_keeps_its_rows(database_url: str) -> 
     checked = run_cli("test", env={"DATABASE_URL": database_url})
     assert f"schema 0001: the next `sync` or `init` upgrades it to {db.head_revision()}" in checked.output
     with Sandbox(orders=5, seed=3) as shop:
+        env = {**shop.env(bigblock=True), "DATABASE_URL": database_url, "BIGBLOCK_ALLOW_MISSING_LOCATION": "1"}
+        for dry_run in (["sync", "--dry-run"], ["push", "bigblock", "--dry-run"]):  # they change nothing, not even that
+            refused = run_cli(*dry_run, env=env)
+            assert refused.exit_code == 1 and "schema (0001) is older than this synclet's" in refused.output, refused.output
+            assert "run `python synclet.py init` first" in refused.output
+        assert db.schema_state(engine)[0] == "outdated"
         result = run_cli("sync", env={**shop.env(), "DATABASE_URL": database_url})
     assert result.exit_code == 0, result.output
     assert f"Upgraded the database schema from 0001 to {db.head_revision()}" in result.output

@@ -354,11 +354,15 @@ def _bulk(conn: Connection, table: Table, columns: tuple[str, ...], keys: Sequen
     return compiled[key]
 
 
+#: Starts the key of a rejected payload without an external id: a hash of it, no id to load again.
+HASHED_REJECT_PREFIX = "sha256:"
+
+
 def reject_key(rejected: Rejected) -> str:
     """The identity of a rejected payload: its external id, or a hash of it when it has none."""
     if rejected.external_id:
         return rejected.external_id
-    return "sha256:" + hashlib.sha256(rejected.raw_json.encode("utf-8")).hexdigest()
+    return HASHED_REJECT_PREFIX + hashlib.sha256(rejected.raw_json.encode("utf-8")).hexdigest()
 
 
 def save_rejects(conn: Connection, rejected: Sequence[Rejected], history_id: int, now: datetime) -> None:

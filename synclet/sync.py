@@ -203,6 +203,8 @@ def _locked_run(
                      quiet=source.name in options.quiet_if_idle)
     try:
         still_rejected = _retry_rejects(conn, source, history_id, result, run_log)
+        if still_rejected:
+            _refetch_rejected(conn, source, still_rejected, history_id, result, run_log)
         rejects_kept = bool(still_rejected)
         window = dataclasses.replace(run_plan.window, stored_versions=_versions_reader(engine, source.name, still_rejected),
                                      stored_credits=_credits_reader(engine, source.name))
@@ -299,6 +301,16 @@ def _retry_rejects(conn: Connection, source: Source, history_id: int, result: Ru
     log.info("Recovered %d order(s) of %s rejected by earlier runs (%d superseded)", len(keys), source.name, len(recovered) - len(fresh))
     _log_orders(source.name, outcome)
     return frozenset(key for key, _ in pending) - set(keys)
+
+
+def _refetch_rejected(conn: Connection, source: Source, keys: frozenset[str], history_id: int, result: RunResult,
+                      run_log: RunLog) -> None:
+    """Load again, from a source that can (``refetch``), the orders whose rejects no mapping clears:
+    stored now if they load and map, their rejects refreshed if not."""
+    refetch: Callable[[Sequence[str]], Page] | None = getattr(source, "refetch", None)
+    external_ids = sorted(key for key in keys if not key.startswith(store.HASHED_REJECT_PREFIX))
+    if refetch is not None and external_ids:
+        _commit_pages(conn, source.name, [screen(refetch(external_ids))], history_id, result, run_log)
 
 
 def screen(page: Page) -> Page:

@@ -187,6 +187,24 @@ def test_a_dry_run_counts_and_lists_what_the_real_run_then_does(database_url: st
     assert counted.search(dry.output).groups() == counted.search(real.output).groups()  # type: ignore[union-attr]
 
 
+def test_an_order_the_shop_can_load_again_is_stored_though_its_update_time_stays(database_url: str,
+                                                                                  shop: Sandbox) -> None:
+    """The deleted product is restored: the order's updated_at does not move, so no window reads it
+    again; its reject (its id alone) is loaded by id on each run until it maps."""
+    broken = shop.store.orders[0].entity_id  # the oldest: far outside any later run's overlap
+    shop.set_rest_broken([broken])
+    env = rest_env(shop, database_url)
+    assert run_cli("sync", env=env).exit_code == 1
+    still = run_cli("sync", env=env)
+    assert still.exit_code == 1 and ", 1 rejected," in still.output  # tried again, and refused again
+    shop.set_rest_broken([])
+    healed = run_cli("sync", env=env)
+    assert healed.exit_code == 0 and ", 1 added," in healed.output, healed.output
+    with db.connect(database_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(REJECTS)).scalar() == 0
+    assert mismatches(database_url, shop) == []
+
+
 def test_a_page_size_above_the_shops_cap_is_halved(database_url: str) -> None:
     with Sandbox(orders=400, seed=42, now=NOW, rest_max_page_size=60) as shop:
         result = run_cli("sync", env=rest_env(shop, database_url, MAGENTO_REST_PAGE_SIZE="300"))

@@ -35,7 +35,9 @@ class Window:
 
 class Source(Protocol):
     """A source may also define ``session()`` and ``resume(session)``: a source that logs in hands
-    its login from a reader in a child process back to the run's process (``synclet.readahead``)."""
+    its login from a reader in a child process back to the run's process (``synclet.readahead``).
+    One that can load orders by id may define ``refetch(external_ids) -> Page``: rejects no mapping
+    clears are loaded again each run, since an order fixed in the shop may keep its update time."""
 
     name: ClassVar[str]
     #: True when pages come sorted by update time, so the cursor may advance page by page and an

@@ -125,6 +125,12 @@ class MagentoRestSource:
     def parse(self, payload: Mapping[str, Any]) -> Order:
         return parse_stored(payload, self.name)
 
+    def refetch(self, external_ids: Sequence[str]) -> Page:
+        """These orders loaded by id with their memos, whatever their update time: one the shop could
+        not load is kept as its id alone, and repairing its product does not touch its updated_at."""
+        batch = [self._single(int(external_id)) for external_id in external_ids if external_id.isdigit()]
+        return self._page(0, batch, _Read(), advances_cursor=False)
+
     def _credited(self, since: datetime, created: list[Filter], read: _Read, numbers: Iterator[int],
                   stored: Callable[[Sequence[str]], Mapping[str, datetime | None]] | None = None) -> Iterator[Page]:
         """The orders (in the window) of the memos updated since ``since`` that neither this run has

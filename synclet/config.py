@@ -143,7 +143,7 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     """Read ``env_file`` (default ``./.env`` if present) under ``environ`` and validate."""
     environ = os.environ if environ is None else environ
     if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"--env-file: {env_file} does not exist")
+        raise ConfigError(f"--env-file: {env_file} {'is not a file' if env_file.exists() else 'does not exist'}")
     path = env_file if env_file is not None else Path(".env")
     merged = read_env_file(path) if path.is_file() else {}
     merged.update(environ)

@@ -13,6 +13,8 @@ from synclet.sandbox.server import Sandbox
 from synclet.sources.onesaas import OneSaasSource
 from synclet.sync import SyncOptions, summary, sync_source, utc_now
 
+DEMO_LOG_FILE = "synclet-demo.log"
+
 
 def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> int:
     """Serve ``orders`` generated orders on a free port and sync them into ``database_url``.
@@ -28,6 +30,7 @@ def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> i
             magento_access_key=env["MAGENTO_ACCESS_KEY"],
             initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", env["INITIAL_SYNC_DATE"]),
             http_max_retries=1,
+            log_file=DEMO_LOG_FILE,  # the sandbox's orders stay out of the store's activity log too
         )
         configure_logging(settings.log_file, settings.mask, verbosity, console=verbosity > 0)
         click.echo(f"Sandbox store with {orders} orders (seed {seed}) at {sandbox.url}")
@@ -47,8 +50,8 @@ def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> i
         engine.dispose()
     where = database_url.removeprefix("sqlite:///")
     click.echo(
-        f"\nThe demo keeps its orders in {where}, apart from the database `sync` uses, so they never mix"
-        "\nwith your store's. Next: look inside with"
+        f"\nThe demo keeps its orders in {where} and its log in {DEMO_LOG_FILE}, apart from those `sync` uses,"
+        "\nso they never mix with your store's. Next: look inside with"
         f"\n  sqlite3 {where} 'select order_number, status, grand_total from orders limit 5'"
         "\nrun `python synclet.py demo` again (nothing changes), or point .env at your store (see README)."
     )

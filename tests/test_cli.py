@@ -74,8 +74,9 @@ def test_demo_runs_on_a_fresh_directory_and_again(tmp_path: Path) -> None:
     first = run_python(str(ROOT / "synclet.py"), "demo", "--orders", "120", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "initial sync success" in first.stdout and "stored" in first.stdout
-    assert (tmp_path / "synclet-demo.db").exists() and (tmp_path / "synclet.log").exists()
+    assert (tmp_path / "synclet-demo.db").exists() and (tmp_path / "synclet-demo.log").exists()
     assert not (tmp_path / "synclet.db").exists()  # the database a real `sync` uses stays untouched
+    assert not (tmp_path / "synclet.log").exists()  # and so does its activity log
     second = run_python(str(ROOT / "synclet.py"), "demo", "--orders", "120", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "incremental sync success, 0 added, 0 updated" in second.stdout

@@ -120,8 +120,10 @@ def test_big_block_settings_are_read_with_their_defaults() -> None:
 
 
 def test_missing_env_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--env-file"):
+    with pytest.raises(ConfigError, match="--env-file: .*nope.env does not exist"):
         load_settings(tmp_path / "nope.env", environ={})
+    with pytest.raises(ConfigError, match=f"--env-file: {tmp_path} is not a file"):
+        load_settings(tmp_path, environ={})
 
 
 def test_bad_configuration_exits_2_before_any_work() -> None:

@@ -218,7 +218,8 @@ def _locked_run(
                         progress.page(source.name, page, result.counts)
                 if stop.is_set():
                     result.status = "stopped"
-                    result.error = f"stopped on request after page {group[-1].number}; the next run reads the rest"
+                    written = result.counts.pages
+                    result.error = f"stopped on request after {written} page{'s' if written != 1 else ''}; the next run reads the rest"
                     break
             else:
                 result.status = "success"

@@ -375,7 +375,7 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
     settings = obj.settings
     check_known(sources)
     engine = db.connect(settings.database_url)
-    state, _ = db.schema_state(engine)
+    state, revision = db.schema_state(engine)
     destinations = []
     if state == "empty":
         names: list[str] = list(sources) or settings.configured_sources()
@@ -396,6 +396,9 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
                                                "destinations": destinations}), indent=2))
         return
     click.echo(f"Database: {settings.masked_database_url()}")
+    if state == "outdated":  # what Big Block holds is read from the newest schema only
+        click.echo(f"Schema {revision} is older than this synclet's ({db.head_revision()}): the next `sync`, `push` or "
+                   "`init` upgrades it; until then Big Block is left out here.")
     if not statuses:
         click.echo("No source configured and nothing synced yet.")
     for entry in statuses:

@@ -208,6 +208,8 @@ def test_sync_upgrades_an_older_schema_and_keeps_its_rows(database_url: str) -> 
             assert refused.exit_code == 1 and "schema (0001) is older than this synclet's" in refused.output, refused.output
             assert "run `python synclet.py init` first" in refused.output
         assert db.schema_state(engine)[0] == "outdated"
+        shown = run_cli("status", env=env)
+        assert shown.exit_code == 0 and f"Schema 0001 is older than this synclet's ({db.head_revision()})" in shown.output
         result = run_cli("sync", env={**shop.env(), "DATABASE_URL": database_url})
     assert result.exit_code == 0, result.output
     assert f"Upgraded the database schema from 0001 to {db.head_revision()}" in result.output

@@ -137,7 +137,7 @@ def render_destination(entry: dict[str, Any]) -> str:
         f"\n{entry['destination']}  (destination, {entry['url']})",
         f"  last push  {last}",
         f"  pushed     {entry['pushed']:,} orders in Big Block",
-        f"  pending    {entry['pending']:,} (new or changed since the last push, which checks them against Big Block)",
+        f"  pending    {entry['pending']:,} (new or changed since the last push; the next push checks them against Big Block)",
     ]
     for state, label in (("held", "held back"), ("failed", "failed"), ("blocked", "attention")):
         waiting = [item for item in entry["attention"] if item["state"] == state]

@@ -396,6 +396,11 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
                                                "destinations": destinations}), indent=2))
         return
     click.echo(f"Database: {settings.masked_database_url()}")
+    if state == "empty":
+        try:
+            db.check_foreign_tables(engine)
+        except DatabaseError as error:  # status still shows what it can, and exits 0
+            click.echo(f"Warning: {error}")
     if state == "outdated":  # what Big Block holds is read from the newest schema only
         click.echo(f"Schema {revision} is older than this synclet's ({db.head_revision()}): the next `sync`, `push` or "
                    "`init` upgrades it; until then Big Block is left out here.")

@@ -109,6 +109,8 @@ def test_test_refuses_a_database_with_another_programs_table_named_like_ours(dat
     database_line = next(line for line in checked.output.splitlines() if "database" in line)
     masked = load_settings(environ=env).masked_database_url()
     assert database_line == f"✗ database: {masked}: {reason}"
+    shown = run_cli("status", env=env)
+    assert shown.exit_code == 0 and f"Warning: {reason}" in shown.output
 
 
 def test_an_unreachable_database_is_named_with_its_password_masked() -> None:

@@ -261,7 +261,7 @@ class _Pusher:
 
     def _create(self, candidate: Candidate, number: str, body: dict[str, Any], digest: str, outcome: str) -> None:
         with self.conn.begin():
-            owner = pushes.number_owner(self.conn, number, candidate.order_id, self.bigblock.orders_url)
+            owner = pushes.number_owner(self.conn, candidate, number, self.bigblock.orders_url)
         if owner is None and self.dry_run:
             owner = self._planned_owner(candidate, number)
         if owner is not None:  # never let two stored orders take turns replacing each other

@@ -140,16 +140,21 @@ def lines(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[Line]]:
     return found
 
 
-def number_owner(conn: Connection, number: str, order_id: int, bigblock_url: str) -> str | None:
-    """The other stored order (``source external_id``) that Big Block may hold under ``number``."""
+def number_owner(conn: Connection, candidate: Candidate, number: str, bigblock_url: str) -> str | None:
+    """The other order (``source external_id``) that Big Block may hold under ``number``: stored, or
+    cleared from another source and not synced back yet (its record waits, detached, to be taken back)."""
+    other = or_(PUSHES.c.order_id != candidate.order_id,
+                and_(PUSHES.c.order_id.is_(None), PUSHES.c.source != candidate.source))
     row = conn.execute(
         select(PUSHES.c.source, ORDERS.c.external_id)
-        .select_from(PUSHES.join(ORDERS, ORDERS.c.id == PUSHES.c.order_id))
-        .where(PUSHES.c.order_number == number, PUSHES.c.order_id != order_id, PUSHES.c.bigblock_url == bigblock_url,
+        .select_from(PUSHES.outerjoin(ORDERS, ORDERS.c.id == PUSHES.c.order_id))
+        .where(PUSHES.c.order_number == number, other, PUSHES.c.bigblock_url == bigblock_url,
                PUSHES.c.state.in_(("sending", "pushed", "blocked", "picked")))
         .limit(1)
     ).first()
-    return f"{row[0]} order {row[1]}" if row else None
+    if row is None:
+        return None
+    return f"{row[0]} order {row[1]}" if row[1] is not None else f"a cleared {row[0]} order"
 
 
 def save_absent(conn: Connection, found: Sequence[tuple[Candidate, str]], bigblock_url: str, basis_hash: str,

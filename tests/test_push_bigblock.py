@@ -397,6 +397,24 @@ def test_two_sources_with_the_same_numbers_never_take_turns_in_big_block(databas
     assert only_one.exit_code == 0, only_one.output
 
 
+def test_a_cleared_source_keeps_its_numbers_from_the_other_source_of_the_same_shop(database_url: str, shop: Sandbox,
+                                                                                    tmp_path: Path) -> None:
+    """Its records wait detached for its orders; the other source must not adopt those copies meanwhile,
+    or two records would hold one copy once the cleared orders come back."""
+    env = {**push_env(shop, database_url, tmp_path), **shop.env(rest=True, bigblock=True)}  # one shop, read twice
+    assert run_cli("sync", env=env).exit_code == 0
+    assert run_cli("push", "bigblock", "--source", "magento", env=env).exit_code == 0
+    assert run_cli("clear", "--source", "magento", "--yes", env=env).exit_code == 0
+    pushed = run_cli("push", "bigblock", env=env)
+    assert pushed.exit_code == 1 and "found in Big Block" not in pushed.output
+    assert f"{len(expected(shop))} held back" in pushed.output and "for a cleared magento order" in pushed.output
+    assert run_cli("sync", "--source", "magento", env=env).exit_code == 0
+    assert run_cli("push", "bigblock", "--source", "magento", env=env).exit_code == 0
+    with db.connect(database_url).connect() as conn:
+        holders = Counter(conn.execute(select(PUSHES.c.bigblock_id).where(PUSHES.c.bigblock_id.is_not(None))).scalars())
+    assert len(holders) == len(held(shop)) and set(holders.values()) == {1}  # one record a copy
+
+
 def test_a_push_while_another_runs_changes_nothing_and_exits_1(tmp_path: Path, shop: Sandbox) -> None:
     database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
     env = push_env(shop, database_url, tmp_path)

@@ -76,9 +76,12 @@ def sqlite_file(engine: Engine) -> Path | None:
     return Path(url.database)
 
 
-def _check_creatable(path: Path) -> None:
-    """Raise ``DatabaseError`` unless a file can be made where SQLite will make ``path`` and its
-    lock files; the probe is removed at once, so nothing is left behind."""
+def _sqlite_file_not_made(engine: Engine) -> bool:
+    """Whether the database is a SQLite file not made yet; raises ``DatabaseError`` unless a file
+    can be made where SQLite will make it and its lock files (the probe is removed at once)."""
+    path = sqlite_file(engine)
+    if path is None or path.exists():
+        return False
     import tempfile
 
     try:
@@ -87,6 +90,7 @@ def _check_creatable(path: Path) -> None:
     except OSError as error:
         raise DatabaseError(f"cannot reach the database: cannot create {path} "
                             f"({error.strerror or type(error).__name__})") from None
+    return True
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -130,9 +134,7 @@ def head_revision() -> str | None:
 def schema_state(engine: Engine) -> tuple[SchemaState, str | None]:
     """Where the database stands against this version's newest migration. A SQLite file not made
     yet is ``empty`` and stays unmade (connecting would create it); ``DatabaseError`` if it cannot be."""
-    path = sqlite_file(engine)
-    if path is not None and not path.exists():
-        _check_creatable(path)
+    if _sqlite_file_not_made(engine):
         return "empty", None
     try:
         with engine.connect() as connection:
@@ -191,9 +193,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     second waits and then finds the schema made. Tables an interrupted creation left behind
     (MariaDB and SQLite commit each DDL statement) are dropped first, if they are empty.
     """
-    path = sqlite_file(engine)
-    if path is not None and not path.exists():
-        _check_creatable(path)  # before its lock file beside it, whose error would not say why
+    _sqlite_file_not_made(engine)  # its error says why, before the lock file beside it is opened
     lock = SchemaLock(engine)
     try:
         lock.acquire()

@@ -32,6 +32,8 @@ from synclet.sources import Source, build_source, check_known
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 if TYPE_CHECKING:  # the Big Block modules load only for commands that use them: a sync starts faster
+    from sqlalchemy import Engine
+
     from synclet.push import PushOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -374,23 +376,18 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
     """Per source: last run, cursor, orders stored, lag, rejects and the newest orders."""
     settings = obj.settings
     check_known(sources)
-    engine = db.connect(settings.database_url)
-    state, revision = db.schema_state(engine)
-    destinations = []
-    if state == "empty":
-        names: list[str] = list(sources) or settings.configured_sources()
-        statuses = [report.empty_status(name) for name in names]
-    else:
-        with engine.connect() as conn:
-            names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
-        statuses = report.source_status(engine, names, utc_now())
-    if settings.bigblock_configured() and state == "current" and not sources:
-        from synclet import pushes
-        from synclet.destinations.bigblock import orders_url
-
-        with engine.connect() as conn:
-            destinations.append(pushes.summary(conn, settings.bigblock_statuses, orders_url(settings.bigblock_base_url or ""),
-                                               settings.bigblock_order_prefixes))
+    try:
+        engine = db.connect(settings.database_url)
+        state, revision = db.schema_state(engine)
+        statuses, destinations = _read_status(settings, engine, state, sources)
+    except DatabaseError as error:  # the contract's exit is 0: status reports a database it cannot read
+        unreadable = obj.mask(str(error))
+        if as_json:
+            click.echo(json.dumps({"database": settings.masked_database_url(), "error": unreadable, "sources": [],
+                                   "destinations": []}, indent=2))
+        else:
+            click.echo(f"Database: {settings.masked_database_url()}\nCannot read it: {unreadable}")
+        return
     if as_json:
         click.echo(json.dumps(report.jsonable({"database": settings.masked_database_url(), "sources": statuses,
                                                "destinations": destinations}), indent=2))
@@ -410,6 +407,25 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
         click.echo(report.render(entry, configured=entry["source"] in settings.configured_sources()))
     for destination in destinations:
         click.echo(report.render_destination(destination))
+
+
+def _read_status(settings: Settings, engine: Engine, state: db.SchemaState,
+                 sources: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each source's status, and Big Block's when it is configured and the schema is the newest."""
+    if state == "empty":
+        names: list[str] = list(sources) or settings.configured_sources()
+        return [report.empty_status(name) for name in names], []
+    with engine.connect() as conn:
+        names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
+    statuses = report.source_status(engine, names, utc_now())
+    if not settings.bigblock_configured() or state != "current" or sources:
+        return statuses, []
+    from synclet import pushes
+    from synclet.destinations.bigblock import orders_url
+
+    with engine.connect() as conn:
+        return statuses, [pushes.summary(conn, settings.bigblock_statuses, orders_url(settings.bigblock_base_url or ""),
+                                         settings.bigblock_order_prefixes)]
 
 
 @main.command()

@@ -123,6 +123,19 @@ def test_an_unreachable_database_is_named_with_its_password_masked() -> None:
     assert "pw-s3cret" not in result.output and "pw-s3cret" not in Path("log").read_text()
 
 
+def test_status_reports_an_unreachable_database_and_exits_0_as_the_contract_says() -> None:
+    env = {"DATABASE_URL": "mysql+pymysql://synclet:pw-s3cret@127.0.0.1:1/shop", "LOG_FILE": "log"}
+    shown = run_cli("status", env=env)
+    database, reason = shown.output.splitlines()
+    assert shown.exit_code == 0 and database == "Database: mysql+pymysql://synclet:***@127.0.0.1:1/shop?charset=utf8mb4"
+    assert reason.startswith("Cannot read it: cannot reach the database: (2003)")
+    as_json = run_cli("status", "--json", env=env)
+    assert as_json.exit_code == 0
+    report = json.loads(as_json.output)
+    assert report["error"].startswith("cannot reach the database: (2003)") and report["sources"] == []
+    assert "pw-s3cret" not in shown.output + as_json.output + Path("log").read_text()
+
+
 def test_status_refuses_an_unknown_source_as_sync_does() -> None:
     synced = run_cli("sync", "--source", "nosuch", env={})
     shown = run_cli("status", "--source", "nosuch", env={})

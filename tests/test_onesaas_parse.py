@@ -1,6 +1,7 @@
 """OneSaas (Magento) source: pure parsing on recorded-shape JSON, and paging against a real server."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -19,7 +20,7 @@ from synclet.config import Settings
 from synclet.errors import AuthError, MappingError, ProtocolError, RemoteError
 from synclet.http import HttpClient
 from synclet.records import Address, Credit, Item, Order, Page, canonical_json, content_hash
-from synclet.sources import Window
+from synclet.sources import Window, magento_rest
 from synclet.sources.onesaas import OneSaasSource, parse_order, parse_page
 
 from payloads import DELETE, changed, load_fixture
@@ -144,6 +145,23 @@ def test_numbers_as_strings_or_json_numbers_agree(total: object) -> None:
 @pytest.mark.parametrize("total", [None, "", "  ", DELETE])
 def test_absent_or_blank_amounts_are_none(total: object) -> None:
     assert parse_order(changed(load("order_full.json"), ("Total",), total)).grand_total is None
+
+
+def test_a_discounted_credit_memo_is_stored_as_the_rest_source_stores_the_same_row() -> None:
+    """Credits are whole ``sales_creditmemo`` rows, whose ``subtotal`` is before the (negative)
+    ``discount_amount``: the stored subtotal is net of it, so the memo's amounts add up."""
+    row = {"entity_id": "89", "increment_id": "000000089", "order_id": "1234", "state": "2",
+           "created_at": "2025-07-03 11:00:00", "updated_at": "2025-07-03 11:00:00", "subtotal": "30.0000",
+           "discount_amount": "-10.5000", "tax_amount": "3.9000", "shipping_amount": "5.0000",
+           "adjustment_positive": "1.0000", "adjustment_negative": "0.5000", "grand_total": "28.9000", "Items": []}
+
+    credit = parse_order(changed(load("order_full.json"), ("Credits",), [row])).credits[0]
+    rest = magento_rest.parse_order(load_fixture("magento_rest", "order_full.json"), [row]).credits[0]
+
+    assert credit.subtotal == D("19.5")
+    assert credit.subtotal + credit.tax_amount + credit.shipping_amount + credit.adjustment_positive \
+        - credit.adjustment_negative == credit.grand_total
+    assert dataclasses.replace(credit, raw_json="") == dataclasses.replace(rest, raw_json="")
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -203,6 +203,12 @@ class CreditMemo:
         return (self.subtotal + self.tax_amount + self.shipping_amount
                 + self.adjustment_positive - self.adjustment_negative)
 
+    @property
+    def discount_amount(self) -> Decimal:
+        """What the refunded lines' discounts took off: Magento's memo row holds its ``subtotal``
+        before it and this (negated) beside it."""
+        return sum((money(item.unit_discount * item.qty) for item in self.items), ZERO)
+
     def truth(self) -> dict[str, Any]:
         return {
             "external_id": str(self.entity_id),

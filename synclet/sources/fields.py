@@ -141,7 +141,9 @@ def cut(text: str, limit: int = MESSAGE_VALUE_LIMIT) -> str:
 
 
 def credit_memo(credit: Fields) -> Credit:
-    """A Magento credit memo row (both Magento APIs send it): its amounts are named like the record's fields."""
+    """A Magento ``sales_creditmemo`` row (both Magento APIs send it): its amounts are named like the
+    record's fields, but for ``subtotal``, which is net of the memo's discount (``net_subtotal``)."""
+    amounts = {amount: credit.decimal(amount) for amount in CREDIT_AMOUNTS}
     return Credit(
         external_id=required_text(credit, "entity_id"),
         credit_number=credit.text("increment_id"),
@@ -149,8 +151,16 @@ def credit_memo(credit: Fields) -> Credit:
         credit_date=credit.time("created_at"),
         raw_json=canonical_json(credit.data),
         source_updated_at=credit.time("updated_at"),
-        **{amount: credit.decimal(amount) for amount in CREDIT_AMOUNTS},
+        **{**amounts, "subtotal": net_subtotal(credit)},
     )
+
+
+def net_subtotal(fields: Fields) -> Decimal | None:
+    """Magento's ``subtotal`` (of an order or a credit memo) is before discount; the contract's is the
+    sum of line totals excluding tax, after discount (as OneSaas reports an order's), so
+    ``grand_total = subtotal + tax + shipping`` (+ a memo's adjustments)."""
+    subtotal, discount = fields.decimal("subtotal"), fields.decimal("discount_amount")
+    return None if subtotal is None else subtotal + (discount or Decimal(0))  # discount_amount is negative
 
 
 def required_text(fields: Fields, key: str) -> str:

@@ -20,7 +20,6 @@ An order's credit memos ride in its payload under ``synclet_creditmemos`` (by en
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import re
@@ -39,7 +38,7 @@ from synclet.errors import AuthError, ConfigError, MappingError, ProtocolError, 
 from synclet.http import HttpClient
 from synclet.records import Address, AddressType, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
-from synclet.sources.fields import Fields, credit_memo, identifier, money, required_text, type_name
+from synclet.sources.fields import Fields, credit_memo, identifier, money, net_subtotal, required_text, type_name
 
 log = logging.getLogger(__name__)
 
@@ -635,7 +634,7 @@ def parse_order(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, 
         status=order.text("status"), order_date=order.time("created_at"), source_updated_at=updated_at,
         currency_code=order.text("order_currency_code"), customer_email=order.text("customer_email"),
         customer_name=name, customer_external_id=None if guest else order.text("customer_id"),
-        subtotal=_net_subtotal(order), tax_amount=order.decimal("tax_amount"),
+        subtotal=net_subtotal(order), tax_amount=order.decimal("tax_amount"),
         shipping_amount=order.decimal("shipping_amount"), shipping_tax_amount=order.decimal("shipping_tax_amount"),
         shipping_incl_tax=order.decimal("shipping_incl_tax"), grand_total=order.decimal("grand_total"),
         discount_amount=None if discount is None else abs(discount),
@@ -647,15 +646,8 @@ def parse_order(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, 
         raw_json=raw_json, content_hash=content_hash(raw_json),
         items=[_item(amounts, product, line_no) for line_no, (amounts, product) in enumerate(lines, start=1)],
         addresses=[_address(fields, kind) for fields, kind in addresses if fields is not None],
-        credits=[dataclasses.replace(credit_memo(memo), subtotal=_net_subtotal(memo)) for memo in order.objects(CREDITS_KEY)],
+        credits=[credit_memo(memo) for memo in order.objects(CREDITS_KEY)],
     )
-
-
-def _net_subtotal(fields: Fields) -> Decimal | None:
-    """Magento's ``subtotal`` is before discount; the contract's is the sum of line totals excluding
-    tax, after discount (as OneSaas reports it), so ``grand_total = subtotal + tax + shipping``."""
-    subtotal, discount = fields.decimal("subtotal"), fields.decimal("discount_amount")
-    return None if subtotal is None else subtotal + (discount or ZERO)  # discount_amount is negative
 
 
 def _stored(payload: Mapping[str, Any], credit_memos: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from synclet.http import HttpClient
 from synclet.locks import SourceLock
 from synclet.logs import configure as configure_logging
 from synclet.progress import for_terminal
-from synclet.sources import Source, build_source, check_known
+from synclet.sources import Source, build_source, check_known, resumes_initial
 from synclet.sync import RunResult, SyncOptions, summary, sync_source, utc_now
 
 if TYPE_CHECKING:  # the Big Block modules load only for commands that use them: a sync starts faster
@@ -417,7 +417,7 @@ def _read_status(settings: Settings, engine: Engine, state: db.SchemaState,
         return [report.empty_status(name) for name in names], []
     with engine.connect() as conn:
         names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
-    statuses = report.source_status(engine, names, utc_now())
+    statuses = report.source_status(engine, names, utc_now(), [name for name in names if resumes_initial(name)])
     if not settings.bigblock_configured() or state != "current" or sources:
         return statuses, []
     from synclet import pushes

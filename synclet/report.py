@@ -1,6 +1,7 @@
 """What ``status`` shows: per source the last run, the cursor, what is stored, and the newest orders."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,17 +23,20 @@ def known_sources(conn: Connection) -> list[str]:
     return sorted(row[0] for row in rows)
 
 
-def source_status(engine: Engine, sources: list[str], now: datetime) -> list[dict[str, Any]]:
+def source_status(engine: Engine, sources: list[str], now: datetime,
+                  resumable: Collection[str] = ()) -> list[dict[str, Any]]:
+    """The status of each of ``sources``; those in ``resumable`` go on with a stopped initial sync."""
     with engine.connect() as conn:
-        return [_one(engine, conn, name, now) for name in sources]
+        return [_one(engine, conn, name, now, name in resumable) for name in sources]
 
 
-def _one(engine: Engine, conn: Connection, source: str, now: datetime) -> dict[str, Any]:
+def _one(engine: Engine, conn: Connection, source: str, now: datetime, resumable: bool) -> dict[str, Any]:
     last = conn.execute(
         select(HISTORY).where(HISTORY.c.source == source).order_by(HISTORY.c.id.desc()).limit(1)
     ).mappings().first()
     success = history.last_success(conn, source)
     cursor = success.cursor if success else None
+    resumes_from = history.newest_cursor(conn, source) if success is None and resumable else None
     stored = conn.execute(select(func.count()).select_from(ORDERS).where(ORDERS.c.source == source)).scalar() or 0
     rejected = conn.execute(
         select(REJECTS.c.reject_key, REJECTS.c.order_number, REJECTS.c.error_message, REJECTS.c.last_seen_at)
@@ -58,6 +62,7 @@ def _one(engine: Engine, conn: Connection, source: str, now: datetime) -> dict[s
         "last_run": last_run,
         "cursor": cursor,
         "lag_seconds": int((now - cursor).total_seconds()) if cursor else None,
+        "initial_resumes_from": resumes_from,
         "orders_stored": stored,
         "rejected": [dict(row) for row in rejected],
         "newest_orders": [dict(row) for row in newest],
@@ -91,7 +96,8 @@ def jsonable(value: Any) -> Any:
 
 def empty_status(source: str) -> dict[str, Any]:
     """The status of a source in a database that has no schema yet."""
-    return {"source": source, "last_run": None, "cursor": None, "lag_seconds": None, "orders_stored": 0, "rejected": [], "newest_orders": []}
+    return {"source": source, "last_run": None, "cursor": None, "lag_seconds": None, "initial_resumes_from": None,
+            "orders_stored": 0, "rejected": [], "newest_orders": []}
 
 
 def render(entry: dict[str, Any], configured: bool) -> str:
@@ -112,6 +118,9 @@ def render(entry: dict[str, Any], configured: bool) -> str:
             lines.append(f"  error      {run['error_message']}")
     if entry["cursor"] is not None:
         lines.append(f"  cursor     {entry['cursor']:%Y-%m-%d %H:%M:%S} UTC (lag {_duration(entry['lag_seconds'])})")
+    elif entry["initial_resumes_from"] is not None:
+        lines.append(f"  cursor     none yet (the next sync goes on with the initial one from "
+                     f"{entry['initial_resumes_from']:%Y-%m-%d %H:%M:%S} UTC, where it stopped)")
     else:
         lines.append("  cursor     none yet (the next sync is an initial one)")
     lines.append(f"  stored     {entry['orders_stored']:,} orders")

@@ -136,6 +136,8 @@ def test_an_interrupted_backfill_resumes_instead_of_starting_over(database_url: 
     assert failed.exit_code == 1
     stopped = runs_of(database_url, SOURCE)[-1]
     assert stopped["status"] == "failed" and stopped["cursor"] is not None and stopped["orders_added"] > 0
+    assert (f"cursor     none yet (the next sync goes on with the initial one from {stopped['cursor']:%Y-%m-%d %H:%M:%S} "
+            "UTC, where it stopped)") in run_cli("status", env=env).output
     shop.clear_faults()
     rerun = run_cli("sync", env=env)
     assert rerun.exit_code == 0, rerun.output

@@ -94,6 +94,7 @@ def test_a_500_mid_paging_fails_the_run_and_the_rerun_loses_nothing(database_url
     assert "HTTP 500" in run["error_message"] and shop.access_key not in run["error_message"]
     with db.connect(database_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(ORDERS)).scalar() == run["orders_added"] > 0
+    assert "cursor     none yet (the next sync is an initial one)" in run_cli("status", env=env).output
     # Meanwhile the shop changes orders on pages already read and on pages not yet read.
     shop.update(ids=[3, 450], updated_at=NOW + timedelta(seconds=30))
     shop.clear_faults()

@@ -88,6 +88,15 @@ def check_known(names: Iterable[str]) -> None:
             raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sorted(SOURCES))})")
 
 
+def resumes_initial(name: str) -> bool:
+    """Whether a stopped initial sync of ``name`` goes on where it got to: its pages come sorted by
+    update time (``Source.ordered_by_update``), so the cursor it left holds (``synclet.sync.plan``)."""
+    if name not in SOURCES:
+        return False
+    module, cls = SOURCES[name]
+    return bool(getattr(importlib.import_module(module), cls).ordered_by_update)
+
+
 def build_source(name: str, settings: Settings, http: HttpClient) -> Source:
     check_known([name])
     factories = registry()

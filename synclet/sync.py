@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import db, history, store
 from synclet.config import Settings
-from synclet.errors import EXIT_FAILED, EXIT_OK, MappingError, SyncletError
+from synclet.errors import EXIT_FAILED, EXIT_OK, DatabaseError, MappingError, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
 from synclet.logs import loggable
@@ -167,8 +167,11 @@ def sync_source(
     if options.dry_run:
         return _dry_run(engine, source, settings, options, report)
     db.ensure_schema(engine)
-    with engine.connect() as conn, SourceLock(conn, source.name):
-        return _locked_run(engine, conn, source, settings, options, progress, stop or threading.Event())
+    try:
+        with engine.connect() as conn, SourceLock(conn, source.name):
+            return _locked_run(engine, conn, source, settings, options, progress, stop or threading.Event())
+    except SQLAlchemyError as error:  # before the run had a history row to record it: a user who may only read
+        raise DatabaseError(f"database error: {db.describe_error(error)}") from None
 
 
 @functools.cache

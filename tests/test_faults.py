@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.exc import OperationalError
 
 from synclet import db
@@ -147,3 +147,26 @@ def test_a_killed_database_connection_fails_the_run_without_damage(mariadb_url: 
         rerun = run_cli("sync", env=env_for(shop, mariadb_url))
         assert rerun.exit_code == 0, rerun.output
         assert differences(db.connect(mariadb_url), shop.truth()) == []
+
+
+def test_a_database_user_that_may_only_read_fails_the_sync_in_one_line(mariadb_url: str) -> None:
+    """A report user (SELECT only) put in DATABASE_URL by mistake reads the schema but cannot write
+    the run's history row: that is the source's one line and exit 1, not a traceback."""
+    database = make_url(mariadb_url).database
+    user = f"ro_{database[-12:]}"
+    admin = create_engine(MARIADB_SERVER, isolation_level="AUTOCOMMIT")
+    with Sandbox(orders=20, seed=35, now=NOW) as shop:
+        assert run_cli("sync", env=env_for(shop, mariadb_url)).exit_code == 0
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'reader-secret'"))
+            conn.execute(text(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
+        try:
+            reader = make_url(mariadb_url).set(username=user, password="reader-secret")
+            result = run_cli("sync", env=env_for(shop, reader.render_as_string(hide_password=False)))
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP USER '{user}'@'%'"))
+            admin.dispose()
+    assert result.exit_code == 1
+    assert result.output.startswith("magento: database error: (1142) UPDATE command denied"), result.output
+    assert "reader-secret" not in result.output and len(result.output.splitlines()) == 1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import __version__, db, report, store
 from synclet.config import Settings, load_settings, parse_datetime_setting
@@ -453,19 +454,22 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
 
     engine = db.connect(settings.database_url)
     db.ensure_schema(engine)
-    with engine.connect() as conn, contextlib.ExitStack() as locks:
-        with conn.begin():
-            names = [source] if source else report.known_sources(conn)
-        try:
-            for name in names:
-                locks.enter_context(SourceLock(conn, name))  # nothing is cleared under a running sync
-            # nor under a push, which would record the answers of orders deleted under it
-            locks.enter_context(SourceLock(conn, PUSH_LOCK_NAME, activity="push to Big Block"))
-        except LockHeld as error:  # the contract gives clear 0 or 1: this is a refusal
-            click.echo(f"Error: refusing to clear: {error}", err=True)
-            sys.exit(EXIT_FAILED)
-        with conn.begin():
-            counts = store.clear(conn, source)
+    try:
+        with engine.connect() as conn, contextlib.ExitStack() as locks:
+            with conn.begin():
+                names = [source] if source else report.known_sources(conn)
+            try:
+                for name in names:
+                    locks.enter_context(SourceLock(conn, name))  # nothing is cleared under a running sync
+                # nor under a push, which would record the answers of orders deleted under it
+                locks.enter_context(SourceLock(conn, PUSH_LOCK_NAME, activity="push to Big Block"))
+            except LockHeld as error:  # the contract gives clear 0 or 1: this is a refusal
+                click.echo(f"Error: refusing to clear: {error}", err=True)
+                sys.exit(EXIT_FAILED)
+            with conn.begin():
+                counts = store.clear(conn, source)
+    except SQLAlchemyError as error:  # a user who may not delete, a lost connection: the transaction undid it all
+        raise DatabaseError(f"nothing cleared: {db.describe_error(error)}") from None
     click.echo(
         f"Deleted {counts['orders']} orders, {counts['rejected_orders']} rejected orders and "
         f"{counts['sync_history']} history rows{f' of {source}' if source else ''}."

@@ -149,9 +149,9 @@ def test_a_killed_database_connection_fails_the_run_without_damage(mariadb_url: 
         assert differences(db.connect(mariadb_url), shop.truth()) == []
 
 
-def test_a_database_user_that_may_only_read_fails_the_sync_in_one_line(mariadb_url: str) -> None:
+def test_a_database_user_that_may_only_read_fails_sync_and_clear_in_one_line(mariadb_url: str) -> None:
     """A report user (SELECT only) put in DATABASE_URL by mistake reads the schema but cannot write
-    the run's history row: that is the source's one line and exit 1, not a traceback."""
+    the run's history row, nor delete: one line and exit 1 each, not a traceback."""
     database = make_url(mariadb_url).database
     user = f"ro_{database[-12:]}"
     admin = create_engine(MARIADB_SERVER, isolation_level="AUTOCOMMIT")
@@ -162,7 +162,9 @@ def test_a_database_user_that_may_only_read_fails_the_sync_in_one_line(mariadb_u
             conn.execute(text(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
         try:
             reader = make_url(mariadb_url).set(username=user, password="reader-secret")
-            result = run_cli("sync", env=env_for(shop, reader.render_as_string(hide_password=False)))
+            env = env_for(shop, reader.render_as_string(hide_password=False))
+            result = run_cli("sync", env=env)
+            cleared = run_cli("clear", "--yes", env=env)
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f"DROP USER '{user}'@'%'"))
@@ -170,3 +172,5 @@ def test_a_database_user_that_may_only_read_fails_the_sync_in_one_line(mariadb_u
     assert result.exit_code == 1
     assert result.output.startswith("magento: database error: (1142) UPDATE command denied"), result.output
     assert "reader-secret" not in result.output and len(result.output.splitlines()) == 1
+    assert cleared.exit_code == 1
+    assert cleared.output.startswith("Error: nothing cleared: (1142) DELETE command denied"), cleared.output

@@ -77,7 +77,7 @@ class Fields:
         if blank(value):
             return None
         try:
-            parsed = datetime.fromisoformat(value.strip()) if isinstance(value, str) else None
+            parsed = datetime.fromisoformat(_utc_suffix(value.strip())) if isinstance(value, str) else None
         except ValueError:
             parsed = None
         if parsed is None:
@@ -111,6 +111,12 @@ class Fields:
                 raise MappingError(f"{self.name(key)}[{index}]: expected an object, got {type_name(element)}")
             elements.append(Fields(element, f"{self.name(key)}[{index}]"))
         return elements
+
+
+def _utc_suffix(text: str) -> str:
+    """A trailing ``Z`` or ``z`` (UTC in ISO 8601, as Valerdat writes it) as ``+00:00``: Python
+    3.10's ``fromisoformat``, which synclet supports, refuses both, and 3.11's the ``z``."""
+    return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
 
 
 def identifier(value: object) -> str | None:

@@ -94,7 +94,6 @@ class RunLog:
     """The run's start line, held back on a quiet run until the run has something to say."""
 
     def __init__(self, start_line: str, quiet: bool) -> None:
-        self.quiet = quiet
         self._start_line: str | None = start_line
         if not quiet:
             self.announce()
@@ -103,6 +102,11 @@ class RunLog:
         if self._start_line is not None:
             log.info("%s", self._start_line)
             self._start_line = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the start line is still held back: then the end line is too."""
+        return self._start_line is not None
 
 
 class Progress(Protocol):
@@ -367,11 +371,12 @@ def _commit_pages(conn: Connection, source: str, pages: list[Page], history_id: 
         pending = _advance(result.counts, pages, outcome)
         history.record_progress(conn, history_id, pending, cursor)
     result.counts, result.cursor = pending, cursor
-    if outcome.added or outcome.updated or rejected or any(page.skipped for page in pages):
+    if outcome.added or outcome.updated or rejected:
         run_log.announce()
     _log_orders(source, outcome)
-    for page in pages:
-        _log_page(source, page)
+    if not run_log.held:  # entries skipped on a quiet run are the ones every cycle's overlap reads again
+        for page in pages:
+            _log_page(source, page)
 
 
 def _newest_plausible(page: Page) -> datetime | None:
@@ -432,7 +437,7 @@ def _close(engine: Engine, conn: Connection, history_id: int, result: RunResult,
         except SQLAlchemyError as error:
             # The page data is safe; the row stays 'running' and the next run closes it as interrupted.
             log.error("Could not record the end of the run of %s: %s", result.source, db.describe_error(error))
-    if result.idle and run_log.quiet:  # a quiet stretch of --watch: the CLI says so once an hour
+    if result.idle and run_log.held:  # a quiet stretch of --watch: the CLI says so once an hour
         return
     run_log.announce()
     counts = result.counts

@@ -109,3 +109,24 @@ def test_watch_keeps_its_pace_while_a_rejected_order_waits(tmp_path: Path) -> No
     assert process.returncode == 0, stderr
     assert runs(database_url)[0]["orders_rejected"] == 1
     assert "A sync cycle failed" not in log_file.read_text()
+
+
+def test_a_quiet_stretch_that_skips_entries_is_logged_whole_once(tmp_path: Path) -> None:
+    """OneSaas's entries without identity come back in every cycle's overlap; they change nothing,
+    so they neither write a start line every cycle nor leave one without its end line."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    log_file = tmp_path / "activity.log"
+    with Sandbox(orders=40, seed=12, now=NOW) as shop:
+        assert not all(order["has_identity"] for order in shop.truth())
+        env = {**shop.env(), "DATABASE_URL": database_url, "LOG_FILE": str(log_file),
+               "SYNC_OVERLAP_SECONDS": str(90 * 86400)}  # every cycle reads every order again
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: len(runs(database_url)) >= 5 and runs(database_url)[4]["status"] == "success", process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert all(run["orders_skipped"] for run in runs(database_url)[:5])
+    log_text = log_file.read_text()
+    # The initial run and the quiet stretch's first cycle; a cycle the SIGTERM stopped is a third.
+    assert log_text.count("Starting ") == log_text.count("Finished ") in (2, 3), log_text
+    assert log_text.count("with no identity") <= 2 * log_text.count("Starting ")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import sys
 import time
 from collections.abc import Callable
 
@@ -48,6 +50,31 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+class ActivityLogFile(logging.handlers.WatchedFileHandler):
+    """The log file, opened again once it is moved or deleted: a ``--watch`` that runs for weeks
+    wrote on into the file logrotate had moved away. While it cannot be opened (its folder gone),
+    its lines are lost, said once on stderr instead of a traceback per line."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, encoding="utf-8")
+        self._failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.reopenIfNeeded()
+            if self.stream is None:  # a reopen failed earlier
+                self.stream = self._open()
+                self._statstream()
+        except OSError as error:
+            if not self._failing:
+                sys.stderr.write(f"synclet: cannot write the activity log {self.baseFilename} "
+                                 f"({error.strerror}); its lines are lost until it can be opened again\n")
+            self._failing = True
+            return
+        self._failing = False
+        logging.FileHandler.emit(self, record)  # the file is checked above
+
+
 def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int = 0, console: bool = True) -> None:
     """Route ``synclet`` loggers to the log file (INFO) and stderr (WARNING, or more with -v)."""
     logger = logging.getLogger("synclet")
@@ -60,7 +87,7 @@ def configure(log_file: str | None, mask: Callable[[str], str], verbosity: int =
     formatter.converter = time.gmtime  # UTC, like every timestamp synclet stores
     masker = MaskSecrets(mask)
     if log_file:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = ActivityLogFile(log_file)
         file_handler.setLevel(logging.INFO)
         file_handler.setFormatter(formatter)
         file_handler.addFilter(masker)

@@ -130,3 +130,36 @@ def test_a_quiet_stretch_that_skips_entries_is_logged_whole_once(tmp_path: Path)
     # The initial run and the quiet stretch's first cycle; a cycle the SIGTERM stopped is a third.
     assert log_text.count("Starting ") == log_text.count("Finished ") in (2, 3), log_text
     assert log_text.count("with no identity") <= 2 * log_text.count("Starting ")
+
+
+def test_watch_follows_a_rotated_log_and_survives_its_folder_going(tmp_path: Path) -> None:
+    """logrotate moves the file away under a long --watch: the next lines go to a new file of the
+    same name, not on into the moved one. With the folder gone, one warning, no traceback."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    log_file = folder / "activity.log"
+
+    def updated_after(count: int) -> bool:
+        return any(run["orders_updated"] for run in runs(database_url)[count:])
+
+    with Sandbox(orders=30, seed=13, now=NOW) as shop:
+        env = {**shop.env(), "DATABASE_URL": database_url, "LOG_FILE": str(log_file)}
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: bool(runs(database_url)) and runs(database_url)[0]["status"] == "success", process)
+        log_file.rename(folder / "activity.log.1")
+        settled = len(runs(database_url))
+        shop.update(ids=[1])
+        wait_for(lambda: updated_after(settled) and log_file.exists() and "Replacing order" in log_file.read_text(), process)
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+        settled = len(runs(database_url))
+        shop.update(ids=[2])
+        wait_for(lambda: updated_after(settled), process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert b"Traceback" not in stderr and b"Logging error" not in stderr
+    assert stderr.count(b"cannot write the activity log") == 1, stderr
+    assert differences(db.connect(database_url), shop.truth()) == []

@@ -191,7 +191,7 @@ def _check_bigblock(settings: Settings) -> str:
 @click.option("--since", callback=parse_since, metavar="DATETIME", help="Start of the window (UTC, YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--dry-run", is_flag=True, help="Fetch and map, print what would change, write nothing.")
 @click.option("--watch", is_flag=True, help="Repeat every --interval seconds until interrupted.")
-@click.option("--interval", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Seconds between --watch cycles.")
+@click.option("--interval", type=click.FloatRange(min=1, max=86400), default=10.0, show_default=True, help="Seconds between --watch cycles.")
 @click.pass_obj
 @handles_errors
 def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: datetime | None, dry_run: bool, watch: bool, interval: float) -> None:

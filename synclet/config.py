@@ -6,7 +6,6 @@ setting, so a typo in a crontab's environment fails loudly instead of syncing th
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -29,6 +28,9 @@ SOURCE_NAMES = ("magento", "magento-rest", "valerdat")
 #: Orders still to be picked: Magento's new and paid orders, Valerdat's confirmed purchase orders.
 DEFAULT_BIGBLOCK_STATUSES = frozenset({"pending", "processing", "confirmed"})
 DEFAULT_BIGBLOCK_CANCELLED_STATUSES = frozenset({"canceled", "cancelled"})
+#: Beyond these a value is a typo, and a time or a wait that far out overflows: a traceback, not a sync.
+MAX_SECONDS = 3600.0  # HTTP_TIMEOUT, HTTP_BACKOFF_SECONDS
+MAX_OVERLAP_SECONDS = 10 * 365 * 86400  # ten years back from the cursor
 _SECRET_QUERY_KEYS = re.compile(r"(key|token|password|passwd|secret|signature)", re.IGNORECASE)
 _LEADING_NAME = re.compile(r"[^\S\r\n]*(?:export[^\S\r\n]+)?([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -205,8 +207,8 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"{name}: must be a number of seconds more than 0")
+        if not 0 < value <= MAX_SECONDS:
+            raise ConfigError(f"{name}: must be a number of seconds more than 0 and at most {MAX_SECONDS:.0f}")
         return value
 
     def http_url(self, name: str) -> str | None:
@@ -337,7 +339,7 @@ class _Reader:
             magento_rest_concurrency=self.integer("MAGENTO_REST_CONCURRENCY", 4, 1, 16),
             fetch_ahead_pages=self.integer("FETCH_AHEAD_PAGES", 2, 0, 16),
             initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", initial) if initial else today_utc(),
-            sync_overlap_seconds=self.integer("SYNC_OVERLAP_SECONDS", 300, 0),
+            sync_overlap_seconds=self.integer("SYNC_OVERLAP_SECONDS", 300, 0, MAX_OVERLAP_SECONDS),
             http_timeout=self.seconds("HTTP_TIMEOUT", 30.0),
             http_max_retries=self.integer("HTTP_MAX_RETRIES", 5, 0, 20),
             http_backoff_seconds=self.seconds("HTTP_BACKOFF_SECONDS", 1.0),

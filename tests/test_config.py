@@ -69,7 +69,11 @@ def test_dot_env_in_the_working_directory_is_read() -> None:
         ({"INITIAL_SYNC_DATE": "2025-13-01"}, "INITIAL_SYNC_DATE"),
         ({"INITIAL_SYNC_DATE": "yesterday"}, "INITIAL_SYNC_DATE"),
         ({"SYNC_OVERLAP_SECONDS": "-1"}, "SYNC_OVERLAP_SECONDS"),
+        ({"SYNC_OVERLAP_SECONDS": "99999999999"}, "SYNC_OVERLAP_SECONDS"),  # reached back before year 1
         ({"HTTP_TIMEOUT": "0"}, "HTTP_TIMEOUT"),
+        ({"HTTP_TIMEOUT": "1e20"}, "HTTP_TIMEOUT"),  # beyond what a socket's timeout can hold
+        ({"HTTP_BACKOFF_SECONDS": "nan"}, "HTTP_BACKOFF_SECONDS"),
+        ({"HTTP_BACKOFF_SECONDS": "1e300"}, "HTTP_BACKOFF_SECONDS"),
         ({"HTTP_MAX_RETRIES": "x"}, "HTTP_MAX_RETRIES"),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgresql://u@h/db"}, "DATABASE_URL"),
@@ -214,3 +218,9 @@ def test_a_valid_env_file_keeps_dotenv_features(tmp_path: Path) -> None:
         "SECRET=s3\nDB_PASSWORD=${SECRET}x\nLOG_FILE=\n")
     settings = load_settings(tmp_path / "ok.env", environ={})
     assert settings.database_url == "mysql+pymysql://sync:s3x@db.local:3306/shop?charset=utf8mb4"
+
+
+def test_a_watch_interval_beyond_a_day_is_refused_before_any_work() -> None:
+    """1e20 seconds overflowed the wait after the first cycle, in a traceback."""
+    result = run_cli("sync", "--watch", "--interval", "1e20", env={})
+    assert result.exit_code == 2 and "'--interval'" in result.output and "86400" in result.output

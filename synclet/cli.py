@@ -58,6 +58,12 @@ class Context:
         """``text`` with the configured secrets masked: a server may echo a key in its error."""
         return self._settings.mask(text) if self._settings is not None else text
 
+    def how_to_configure(self) -> str:
+        """What to set for a source, and where no .env was found: cron starts in the home folder."""
+        if self.env_file is None and not Path(".env").is_file():
+            return f"{HOW_TO_CONFIGURE}; there is no .env in {Path.cwd()} (from cron: cd to synclet's folder first, or give --env-file)"
+        return HOW_TO_CONFIGURE
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:
@@ -142,7 +148,7 @@ def test(obj: Context) -> None:
             click.echo(f"✗ {name}: {settings.mask(str(error))}")
     if not settings.configured_sources():
         failures += 1
-        click.echo(f"✗ sources: none configured ({HOW_TO_CONFIGURE})")
+        click.echo(f"✗ sources: none configured ({obj.how_to_configure()})")
     sys.exit(EXIT_FAILED if failures else EXIT_OK)
 
 
@@ -199,7 +205,7 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     settings = obj.settings
     names = list(sources) or settings.configured_sources()
     if not names:
-        raise ConfigError(f"no source configured: {HOW_TO_CONFIGURE}")
+        raise ConfigError(f"no source configured: {obj.how_to_configure()}")
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
     with stop_on_signals() as stop, open_sources(settings, names, stop) as opened:
         if not watch:

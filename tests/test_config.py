@@ -224,3 +224,11 @@ def test_a_watch_interval_beyond_a_day_is_refused_before_any_work() -> None:
     """1e20 seconds overflowed the wait after the first cycle, in a traceback."""
     result = run_cli("sync", "--watch", "--interval", "1e20", env={})
     assert result.exit_code == 2 and "'--interval'" in result.output and "86400" in result.output
+
+
+def test_no_source_and_no_env_file_says_where_it_looked(tmp_path: Path) -> None:
+    """Cron starts in the home folder: the settings in synclet's .env are there, not here."""
+    result = run_cli("sync", env={})
+    assert result.exit_code == 2 and f"there is no .env in {tmp_path} (from cron: cd to" in result.output
+    Path(".env").write_text("LOG_FILE=\n")
+    assert "there is no .env" not in run_cli("sync", env={}).output

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import click
@@ -50,6 +49,7 @@ def run_synclet(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Comple
 def test_python_m_synclet_the_script_and_the_installed_command_agree(tmp_path: Path) -> None:
     as_module = run_python("-m", "synclet", "--version", cwd=ROOT)
     as_script = run_python(str(ROOT / "synclet.py"), "--version", cwd=tmp_path)
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["synclet"]
     module, function = target.split(":")
     as_command = run_python("-c", f"import sys; sys.argv[1:] = ['--version']; from {module} import {function}; {function}()",

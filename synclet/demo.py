@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy.engine import make_url
 
 from synclet import db, report
 from synclet.config import Settings, load_settings, parse_datetime_setting, today_utc
@@ -48,11 +49,14 @@ def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> i
         for entry in report.source_status(engine, ["magento"], utc_now()):
             click.echo(report.render(entry, configured=True))
         engine.dispose()
-    where = database_url.removeprefix("sqlite:///")
+    url = make_url(settings.database_url)
+    sqlite_file = url.database if url.get_backend_name() == "sqlite" else None
+    where = sqlite_file or settings.masked_database_url()  # a MariaDB URL may hold a password
+    client = f"sqlite3 {sqlite_file}" if sqlite_file else "your SQL client:"
     click.echo(
         f"\nThe demo keeps its orders in {where} and its log in {DEMO_LOG_FILE}, apart from those `sync` uses,"
         "\nso they never mix with your store's. Next: look inside with"
-        f"\n  sqlite3 {where} 'select order_number, status, grand_total from orders limit 5'"
+        f"\n  {client} 'select order_number, status, grand_total from orders limit 5'"
         "\nrun `python synclet.py demo` again (nothing changes), or point .env at your store (see README)."
     )
     return EXIT_OK if result.exit_code == EXIT_OK else result.exit_code

@@ -11,12 +11,13 @@ from pathlib import Path
 import click
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from synclet.cli import main
 from synclet.config import load_settings
 from synclet.sandbox import Sandbox
 
-from conftest import run_cli
+from conftest import MARIADB_SERVER, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A source nobody answers for, so that `test` has one configured and tries it once, quickly.
@@ -81,6 +82,26 @@ def test_demo_runs_on_a_fresh_directory_and_again(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "incremental sync success, 0 added, 0 updated" in second.stdout
     assert first.stderr == second.stderr == ""
+
+
+def test_demo_into_mariadb_never_prints_its_password(mariadb_url: str) -> None:
+    """Its closing words named the database by the URL as given, password and all."""
+    database = make_url(mariadb_url).database
+    user = f"demo_{database[-12:]}"
+    admin = create_engine(MARIADB_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'demo-s3cret'"))
+        conn.execute(text(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'"))
+    try:
+        url = make_url(mariadb_url).set(username=user, password="demo-s3cret").render_as_string(hide_password=False)
+        result = run_cli("demo", "--orders", "20", "--database-url", url)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP USER '{user}'@'%'"))
+        admin.dispose()
+    assert result.exit_code == 0, result.output
+    assert "demo-s3cret" not in result.output and f"{user}:***@" in result.output
+    assert "sqlite3" not in result.output  # no SQLite file to open
 
 
 @pytest.mark.parametrize("command", [["test"], ["sync", "--dry-run"], ["sync"]])

@@ -62,6 +62,8 @@ def _one(engine: Engine, conn: Connection, source: str, now: datetime, resumable
         "last_run": last_run,
         "cursor": cursor,
         "lag_seconds": int((now - cursor).total_seconds()) if cursor else None,
+        # An initial sync that stored nothing (INITIAL_SYNC_DATE today, no order yet) sets no cursor.
+        "next_sync": "incremental" if success else "initial",
         "initial_resumes_from": resumes_from,
         "orders_stored": stored,
         "rejected": [dict(row) for row in rejected],
@@ -96,8 +98,8 @@ def jsonable(value: Any) -> Any:
 
 def empty_status(source: str) -> dict[str, Any]:
     """The status of a source in a database that has no schema yet."""
-    return {"source": source, "last_run": None, "cursor": None, "lag_seconds": None, "initial_resumes_from": None,
-            "orders_stored": 0, "rejected": [], "newest_orders": []}
+    return {"source": source, "last_run": None, "cursor": None, "lag_seconds": None, "next_sync": "initial",
+            "initial_resumes_from": None, "orders_stored": 0, "rejected": [], "newest_orders": []}
 
 
 def render(entry: dict[str, Any], configured: bool) -> str:
@@ -118,6 +120,8 @@ def render(entry: dict[str, Any], configured: bool) -> str:
             lines.append(f"  error      {run['error_message']}")
     if entry["cursor"] is not None:
         lines.append(f"  cursor     {entry['cursor']:%Y-%m-%d %H:%M:%S} UTC (lag {_duration(entry['lag_seconds'])})")
+    elif entry["next_sync"] == "incremental":
+        lines.append("  cursor     none yet (nothing stored so far; the next sync reads again from where the initial one started)")
     elif entry["initial_resumes_from"] is not None:
         lines.append(f"  cursor     none yet (the next sync goes on with the initial one from "
                      f"{entry['initial_resumes_from']:%Y-%m-%d %H:%M:%S} UTC, where it stopped)")

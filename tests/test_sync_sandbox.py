@@ -345,3 +345,15 @@ def test_log_lines_stay_one_line_whatever_the_order_number(shop: Sandbox) -> Non
     lines = Path("synclet.log").read_text(encoding="utf-8").splitlines()
     assert all(LOG_LINE.match(line) and len(line) < 400 for line in lines)
     assert not any(line.startswith("2026-01-01 00:00:00,000") for line in lines)
+
+
+def test_status_after_an_initial_sync_that_found_nothing_says_the_next_is_incremental(database_url: str, shop: Sandbox) -> None:
+    """INITIAL_SYNC_DATE today and no order yet: the run succeeds with no cursor, and the next
+    sync is an incremental one, not the initial one status promised."""
+    env = settings_for(shop, database_url, INITIAL_SYNC_DATE="2026-03-02")
+    assert run_cli("sync", env=env).exit_code == 0
+    shown = run_cli("status", env=env).output
+    assert "cursor     none yet (nothing stored so far; the next sync reads again from where the initial one" in shown
+    assert json.loads(run_cli("status", "--json", env=env).output)["sources"][0]["next_sync"] == "incremental"
+    assert run_cli("sync", env=env).exit_code == 0
+    assert last_history(database_url)["sync_type"] == "incremental"

@@ -133,7 +133,7 @@ def init(obj: Context) -> None:
 @click.pass_obj
 @handles_errors
 def test(obj: Context) -> None:
-    """Check the database and every configured source; one line each."""
+    """Check the database, every configured source and Big Block if set; one line each."""
     settings = obj.settings
     checks: list[tuple[str, Callable[[], str]]] = [("database", lambda: _check_database(settings))]
     checks += [(name, functools.partial(_check_source, settings, name)) for name in settings.configured_sources()]
@@ -197,7 +197,8 @@ def _check_bigblock(settings: Settings) -> str:
 @click.option("--since", callback=parse_since, metavar="DATETIME", help="Start of the window (UTC, YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--dry-run", is_flag=True, help="Fetch and map, print what would change, write nothing.")
 @click.option("--watch", is_flag=True, help="Repeat every --interval seconds until interrupted.")
-@click.option("--interval", type=click.FloatRange(min=1, max=86400), default=10.0, show_default=True, help="Seconds between --watch cycles.")
+@click.option("--interval", type=click.FloatRange(min=1, max=86400), default=10.0, show_default=True, metavar="SECONDS",
+              help="Seconds between --watch cycles.")
 @click.pass_obj
 @handles_errors
 def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: datetime | None, dry_run: bool, watch: bool, interval: float) -> None:
@@ -360,7 +361,8 @@ def push() -> None:
 
 @push.command("bigblock")
 @click.option("--dry-run", is_flag=True, help="Print what would be created, replaced or deleted; change nothing.")
-@click.option("--since", callback=parse_since, metavar="DATETIME", help="Only orders placed since (UTC, YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--since", callback=parse_since, metavar="DATETIME",
+              help="Leave out orders placed before this (UTC, YYYY-MM-DD[ HH:MM:SS]) unless already in Big Block.")
 @click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source's orders (repeatable).")
 @click.pass_obj
 @handles_errors

@@ -36,6 +36,13 @@ def test_every_command_has_help(name: str) -> None:
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
+def test_help_names_option_values_as_the_readme_does() -> None:
+    """`--interval FLOAT RANGE` told nothing of the unit; `test` checks Big Block too."""
+    assert "--interval SECONDS" in run_cli("sync", "--help").output
+    assert "Big Block" in run_cli("test", "--help").output
+    assert "unless already in Big Block" in " ".join(run_cli("push", "bigblock", "--help").output.split())
+
+
 def run_python(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGENTO", "DATABASE_URL", "DB_", "VALERDAT", "BIGBLOCK"))}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

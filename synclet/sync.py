@@ -226,7 +226,10 @@ def _locked_run(
                 if stop.is_set():
                     result.status = "stopped"
                     written = result.counts.pages
-                    result.error = f"stopped on request after {written} page{'s' if written != 1 else ''}; the next run reads the rest"
+                    # A plain run goes on from the history; --force-initial and --since say once what to re-read.
+                    rest = ("run the same command again to read the rest" if options.force_initial or options.since
+                            else "the next run reads the rest")
+                    result.error = f"stopped on request after {written} page{'s' if written != 1 else ''}; {rest}"
                     break
             else:
                 result.status = "success"

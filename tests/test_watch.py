@@ -163,3 +163,22 @@ def test_watch_follows_a_rotated_log_and_survives_its_folder_going(tmp_path: Pat
     assert b"Traceback" not in stderr and b"Logging error" not in stderr
     assert stderr.count(b"cannot write the activity log") == 1, stderr
     assert differences(db.connect(database_url), shop.truth()) == []
+
+
+def test_a_stopped_force_initial_says_to_run_it_again(tmp_path: Path) -> None:
+    """After a success, the next plain run is incremental: the rest of a stopped --force-initial
+    is read only by running it again, not by cron's next run as a plain stop promises."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    with Sandbox(orders=300, seed=14, now=NOW) as shop:
+        env = {**shop.env(), "DATABASE_URL": database_url, "MAGENTO_PAGE_SIZE": "10"}
+        assert run_cli("sync", env=env).exit_code == 0
+        shop.arm_fault(kind="delay", delay_ms=200, times=None)
+        process = start(["sync", "--force-initial"], env, tmp_path)
+        wait_for(lambda: runs(database_url)[-1]["sync_type"] == "initial" and runs(database_url)[-1]["pages"] >= 2
+                 and len(runs(database_url)) == 2, process)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        shop.clear_faults()
+    assert process.returncode == 1
+    assert runs(database_url)[-1]["error_message"].endswith("; run the same command again to read the rest")
+    assert b"run the same command again to read the rest" in stderr

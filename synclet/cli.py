@@ -207,6 +207,10 @@ def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: dat
     names = list(sources) or settings.configured_sources()
     if not names:
         raise ConfigError(f"no source configured: {obj.how_to_configure()}")
+    if settings.bigblock_push_after_sync and not dry_run:
+        from synclet.push import load_locations
+
+        load_locations(settings)  # a locations file the push cannot use stops the sync before it starts
     options = SyncOptions(force_initial=force_initial, since=since, dry_run=dry_run)
     with stop_on_signals() as stop, open_sources(settings, names, stop) as opened:
         if not watch:

@@ -282,6 +282,17 @@ def test_push_after_sync_with_prefixes_and_an_unpaginated_list(database_url: str
     assert held(shop) == expected(shop, prefix="M-")
 
 
+@pytest.mark.parametrize("locations", ["", "missing.csv"])
+def test_push_after_sync_with_no_usable_locations_file_stops_before_syncing(locations: str, database_url: str,
+                                                                            shop: Sandbox, tmp_path: Path) -> None:
+    """Bad configuration stops before any work starts: the sync ran whole, then the push said exit 2."""
+    env = push_env(shop, database_url, tmp_path, BIGBLOCK_PUSH_AFTER_SYNC="true", BIGBLOCK_LOCATIONS_CSV=locations)
+    synced = run_cli("sync", env=env)
+    assert synced.exit_code == 2
+    assert synced.output.startswith("Error: BIGBLOCK_LOCATIONS_CSV: ") and len(synced.output.splitlines()) == 1
+    assert shop.stats()["paths"] == {}  # not one request to the shop
+
+
 def test_since_and_source_narrow_the_push(database_url: str, shop: Sandbox, tmp_path: Path) -> None:
     env = push_env(shop, database_url, tmp_path)
     assert run_cli("sync", env=env).exit_code == 0

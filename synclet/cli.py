@@ -298,7 +298,10 @@ def run_sync(settings: Settings, sources: list[Source], options: SyncOptions,
             try:
                 result = sync_source(engine, source, settings, options, progress, click.echo, stop)
             except (LockHeld, DatabaseError) as error:  # this source's turn is over; the others go on
-                click.echo(f"{source.name}: {settings.mask(str(error))}", err=True)
+                line = f"{source.name}: {settings.mask(str(error))}"
+                click.echo(line, err=True)
+                # The activity log would otherwise hold no line at all for a run that could not start.
+                log.log(logging.WARNING if isinstance(error, LockHeld) else logging.ERROR, "%s", line, extra={"console": False})
                 codes.append(error.exit_code)
                 continue
             finally:

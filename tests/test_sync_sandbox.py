@@ -164,7 +164,17 @@ def test_a_second_sync_of_the_same_source_exits_75(database_url: str, shop: Sand
         result = run_cli("sync", env=env)
     assert result.exit_code == 75
     assert "another sync of magento is running" in result.output
+    assert " - WARNING - magento: another sync of magento is running" in Path("synclet.log").read_text()
     assert run_cli("sync", env=env).exit_code == 0
+
+
+def test_a_sync_that_cannot_reach_the_database_says_so_in_the_activity_log(shop: Sandbox, tmp_path: Path) -> None:
+    """The log held no line at all for such a run, as if cron had stopped running it."""
+    result = run_cli("sync", env=settings_for(shop, f"sqlite:///{tmp_path / 'gone' / 'x.db'}"))
+    assert result.exit_code == 1
+    logged = Path("synclet.log").read_text().splitlines()
+    assert len(logged) == 1 and " - ERROR - magento: cannot reach the database: " in logged[0]
+    assert result.output == logged[0].split(" - ERROR - ")[1] + "\n"  # shown once on the console, not twice
 
 
 def test_status_shows_runs_counts_and_newest_orders(database_url: str, shop: Sandbox) -> None:

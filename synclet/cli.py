@@ -414,6 +414,9 @@ def status(obj: Context, as_json: bool, sources: tuple[str, ...]) -> None:
             db.check_foreign_tables(engine)
         except DatabaseError as error:  # status still shows what it can, and exits 0
             click.echo(f"Warning: {error}")
+    if state == "unknown":  # what follows is read as if the tables were this version's
+        click.echo(f"Warning: the database schema ({revision}) is newer than this synclet or not synclet's: `sync`, "
+                   "`push` and `init` refuse it until synclet is upgraded; Big Block is left out here.")
     if state == "outdated":  # what Big Block holds is read from the newest schema only
         click.echo(f"Schema {revision} is older than this synclet's ({db.head_revision()}): the next `sync`, `push` or "
                    "`init` upgrades it; until then Big Block is left out here.")

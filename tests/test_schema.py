@@ -116,6 +116,8 @@ def test_a_schema_from_another_synclet_is_refused_in_one_line(database_url: str)
     assert db.schema_state(engine) == ("unknown", "zzz")
     checked = run_cli("test", env={"DATABASE_URL": database_url, "LOG_FILE": ""})
     assert checked.exit_code == 1 and "✗ database: " in checked.output and "schema zzz is newer" in checked.output
+    shown = run_cli("status", env={"DATABASE_URL": database_url, "LOG_FILE": ""})  # it said nothing of it
+    assert shown.exit_code == 0 and "Warning: the database schema (zzz) is newer than this synclet" in shown.output
 
 
 def test_overlapping_first_runs_wait_and_migrate_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 HTTP, the control API, fault injection, and a truth whose numbers add up."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from dotenv import dotenv_values
 
 from synclet.sandbox import Sandbox, Store
 from synclet.sandbox.onesaas import PATH, parse_time
@@ -477,6 +479,8 @@ def test_serve_forever_prints_settings_and_stops_on_a_signal(stop_signal: int) -
         base = re.search(r"MAGENTO_BASE_URL=(\S+)", text).group(1)  # type: ignore[union-attr]
         key = re.search(r"MAGENTO_ACCESS_KEY=(\S+)", text).group(1)  # type: ignore[union-attr]
         assert "INITIAL_SYNC_DATE=" in text and "Press Ctrl-C" in text
+        uncommented = "\n".join(line.strip().removeprefix("# ") for line in lines if "=" in line)
+        assert dotenv_values(stream=io.StringIO(uncommented))["BIGBLOCK_LOCATIONS_CSV"] == "locations.csv"
         body = requests.get(base, params={"AccessKey": key, "Action": "Orders", "PageSize": 1}, timeout=10).json()
         assert "OneSaas Version" in body
         process.send_signal(stop_signal)

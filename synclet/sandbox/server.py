@@ -315,7 +315,8 @@ def serve_forever(port: int = DEFAULT_PORT, orders: int = 500, seed: int = 1, *,
     for name, value in sandbox.env(rest=True, valerdat=True, bigblock=True, onesaas=False).items():
         if name not in onesaas_env:
             echo(f"  # {name}={value}")
-    echo(f"  # BIGBLOCK_LOCATIONS_CSV=locations.csv   (curl -s {sandbox.url}{CONTROL_PREFIX}bigblock/locations.csv > locations.csv)")
+    # The hint after the value is a comment too: an uncommented line must still read as the file's name.
+    echo(f"  # BIGBLOCK_LOCATIONS_CSV=locations.csv  # made by: curl -s {sandbox.url}{CONTROL_PREFIX}bigblock/locations.csv > locations.csv")
     echo("Press Ctrl-C to stop.")
     previous = _stop_on_signals()
     try:

@@ -152,6 +152,12 @@ def load_settings(env_file: Path | None = None, environ: Mapping[str, str] | Non
     return _Reader(merged).settings()
 
 
+def database_url_setting(value: str) -> str:
+    """``value`` checked and completed as ``DATABASE_URL`` is, reading nothing else: the demo's
+    database must not depend on the operator's ``.env``, half filled in or not."""
+    return _Reader({"DATABASE_URL": value}).database_url()
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """The values of a ``.env`` file as python-dotenv reads them; a line it cannot parse (which it
     would only warn about and skip) is a ConfigError naming the line, never showing its value."""

@@ -5,7 +5,7 @@ import click
 from sqlalchemy.engine import make_url
 
 from synclet import db, report
-from synclet.config import Settings, load_settings, parse_datetime_setting, today_utc
+from synclet.config import Settings, database_url_setting, parse_datetime_setting, today_utc
 from synclet.errors import EXIT_OK
 from synclet.http import HttpClient
 from synclet.logs import configure as configure_logging
@@ -26,7 +26,7 @@ def run_demo(orders: int, seed: int, database_url: str, verbosity: int = 0) -> i
     with Sandbox(orders=orders, seed=seed, now=today_utc()) as sandbox:
         env = sandbox.env()
         settings = Settings(
-            database_url=load_settings(environ={"DATABASE_URL": database_url}).database_url,
+            database_url=database_url_setting(database_url),
             magento_base_url=env["MAGENTO_BASE_URL"],
             magento_access_key=env["MAGENTO_ACCESS_KEY"],
             initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", env["INITIAL_SYNC_DATE"]),

@@ -91,6 +91,14 @@ def test_demo_runs_on_a_fresh_directory_and_again(tmp_path: Path) -> None:
     assert first.stderr == second.stderr == ""
 
 
+def test_demo_does_not_read_the_operators_env_file() -> None:
+    """A .env filled in halfway stopped the demo with an error about a setting it never uses."""
+    Path(".env").write_text("MAGENTO_BASE_URL=https://shop.example.com/onesaas_connect/index/index\nMAGENTO_PAGE_SIZE=0\n")
+    result = run_cli("demo", "--orders", "20")
+    assert result.exit_code == 0, result.output
+    assert "initial sync success" in result.output
+
+
 def test_demo_into_mariadb_never_prints_its_password(mariadb_url: str) -> None:
     """Its closing words named the database by the URL as given, password and all."""
     database = make_url(mariadb_url).database

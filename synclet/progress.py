@@ -23,8 +23,9 @@ class BarProgress:
             from tqdm import tqdm  # only a terminal pays for the import
 
             bar = self._bars[source] = tqdm(desc=source, unit=" orders", leave=False, file=sys.stderr, dynamic_ncols=True)
-        bar.update(len(page.orders) + len(page.rejected) + page.skipped)
+        # The counts first: update() draws the bar, with the postfix as it stands.
         bar.set_postfix(pages=counts.pages, added=counts.orders_added, updated=counts.orders_updated, refresh=False)
+        bar.update(len(page.orders) + len(page.rejected) + page.skipped)
 
     def close(self) -> None:
         for bar in self._bars.values():

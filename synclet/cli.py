@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import signal
@@ -226,14 +227,16 @@ def watch_sources(settings: Settings, sources: list[Source], options: SyncOption
 
     Sources (and so a login's token) live across cycles. A cycle that changes nothing prints its
     one console line, but reaches the log file only when it starts a quiet stretch and then about
-    once an hour, so a 10-second poll does not fill the log."""
+    once an hour, so a 10-second poll does not fill the log; so do the orders the push holds back."""
     failures = 0
     idle_streak: Counter[str] = Counter()
     heartbeat = max(1, round(IDLE_LOG_SECONDS / interval))
-    while not stop.is_set():
+    for cycle in itertools.count():
+        if stop.is_set():
+            break
         quiet = {name for name, streak in idle_streak.items() if streak % heartbeat}
         _, results = run_sync(settings, sources, dataclasses.replace(options, quiet_if_idle=frozenset(quiet)), stop)
-        push_after_sync(settings, sources, results, options, stop)
+        push_after_sync(settings, sources, results, options, stop, quiet_repeats=bool(cycle % heartbeat))
         for result in results:
             idle_streak[result.source] = idle_streak[result.source] + 1 if result.idle else 0
         # Back off only when a source could not finish; rejects waiting for a fix are not a reason
@@ -316,9 +319,10 @@ def run_sync(settings: Settings, sources: list[Source], options: SyncOptions,
 
 
 def push_after_sync(settings: Settings, sources: list[Source], results: list[RunResult], options: SyncOptions,
-                    stop: threading.Event) -> int:
+                    stop: threading.Event, quiet_repeats: bool = False) -> int:
     """With BIGBLOCK_PUSH_AFTER_SYNC, push once every source synced (rejects waiting do not hold the
-    push back: the orders that were stored are complete). Returns the push's exit code, or 0."""
+    push back: the orders that were stored are complete). Returns the push's exit code, or 0.
+    ``quiet_repeats``: problems the last push reported stay unsaid (PushOptions)."""
     if not settings.bigblock_push_after_sync or options.dry_run or stop.is_set():
         return EXIT_OK
     from synclet.push import PushOptions
@@ -327,7 +331,7 @@ def push_after_sync(settings: Settings, sources: list[Source], results: list[Run
         click.echo("bigblock: not pushed, as a sync did not finish", err=True)
         return EXIT_FAILED
     try:
-        return run_push(settings, PushOptions(), stop)
+        return run_push(settings, PushOptions(quiet_repeats=quiet_repeats), stop)
     except SyncletError as error:
         click.echo(f"bigblock: {settings.mask(str(error))}", err=True)
         return error.exit_code

@@ -62,6 +62,9 @@ class PushOptions:
     dry_run: bool = False
     since: datetime | None = None
     sources: tuple[str, ...] = ()
+    #: An order held back or needing a person for the reason the last push recorded is counted but
+    #: not reported again: ``sync --watch`` between its hourly reports, so the log grows with orders.
+    quiet_repeats: bool = False
 
 
 @dataclass
@@ -144,6 +147,7 @@ class _Pusher:
         self.settings = settings
         self.locations = locations
         self.dry_run = options.dry_run
+        self.quiet_repeats = options.quiet_repeats
         self.echo = echo
         self.now = now
         self.basis = push_basis(settings, locations)
@@ -240,7 +244,7 @@ class _Pusher:
         try:
             body = order_body(number, lines, self.locations, self.settings.bigblock_allow_missing_location)
         except HeldBack as reason:
-            self._note(candidate, "held", f"{number}: {reason}")
+            self._note(candidate, "held", f"{number}: {reason}", self._repeats(candidate, "held", str(reason)))
             self._save(candidate, order_number=record.order_number if record else number, state="held", message=str(reason))
             return
         if body is None:  # nothing on it is picked: Big Block has no use for it
@@ -362,7 +366,7 @@ class _Pusher:
         return self._listing.get(number)
 
     def _blocked(self, candidate: Candidate, number: str, bigblock_id: str, held_hash: str | None, reason: str) -> None:
-        self._note(candidate, "blocked", f"{number}: {reason}")
+        self._note(candidate, "blocked", f"{number}: {reason}", self._repeats(candidate, "blocked", reason))
         self._save(candidate, order_number=number, bigblock_id=bigblock_id, state="blocked", content_hash=held_hash,
                    message=reason)
 
@@ -383,9 +387,17 @@ class _Pusher:
             record = pushes.save(self.conn, candidate, checked_at=self.now(), **values)
         candidate.record = record
 
-    def _note(self, candidate: Candidate, outcome: str, detail: str) -> None:
-        """Count the outcome, log it, and print what needs a person (every action on a dry run)."""
+    def _repeats(self, candidate: Candidate, state: str, message: str) -> bool:
+        """Whether this push may leave unsaid a problem the last one recorded in the same words."""
+        record = candidate.record
+        return self.quiet_repeats and record is not None and record.state == state and record.message == message
+
+    def _note(self, candidate: Candidate, outcome: str, detail: str, repeated: bool = False) -> None:
+        """Count the outcome, log it, and print what needs a person (every action on a dry run)
+        unless it ``repeated`` what the last push said."""
         self.result.counts[outcome] += 1
+        if repeated:
+            return
         attention = outcome in ("held", "blocked", "failed")
         action = outcome in ("created", "replaced", "deleted", "found")
         label = f"would be {OUTCOMES[outcome]}" if self.dry_run and action else OUTCOMES[outcome]

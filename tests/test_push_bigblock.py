@@ -24,7 +24,7 @@ from synclet.pushes import PUSHES, candidates, lines
 from synclet.sandbox import Sandbox
 
 from conftest import run_cli
-from test_watch import start, wait_for
+from test_watch import runs, start, wait_for
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 TO_PICK = {"pending", "processing"}
@@ -727,3 +727,22 @@ def test_after_a_clear_a_delete_that_fails_is_tried_again(tmp_path: Path, shop: 
     again = run_cli("push", "bigblock", env=env)
     assert again.exit_code == 0 and "1 deleted" in again.output, again.output
     assert held(shop) == expected(shop)
+
+
+def test_watch_reports_an_order_held_back_when_first_met_not_every_cycle(shop: Sandbox, tmp_path: Path) -> None:
+    """A 10-second --watch that pushes after each sync: an order waiting for its SKU's location is
+    reported once (then about hourly), not in every cycle's log and stderr until someone fixes it."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    order = next(o for o in shop.truth() if o["status"] in TO_PICK and o["has_identity"] and o["items"])
+    write_locations(shop, tmp_path / "locations.csv", leave_out=frozenset({order["items"][0]["sku"]}))
+    log_file = tmp_path / "activity.log"
+    env = push_env(shop, database_url, tmp_path, BIGBLOCK_PUSH_AFTER_SYNC="true", LOG_FILE=str(log_file))
+    process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+    wait_for(lambda: len(runs(database_url)) >= 4, process)  # three cycles pushed
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    held_back = [number for number, record in records(database_url).items() if record["state"] == "held"]
+    assert order["order_number"] in held_back
+    assert (stdout + stderr).count(b"bigblock: push ") >= 3  # every cycle's summary line
+    assert stderr.count(b"bigblock: held back: ") == log_file.read_text().count("bigblock: held back: ") == len(held_back)

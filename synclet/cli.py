@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import itertools
 import json
@@ -502,11 +503,17 @@ def clear(obj: Context, source: str | None, yes: bool) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--orders", type=click.IntRange(min=0), default=500, show_default=True, help="How many orders to generate.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same orders.")
+@handles_errors
 def sandbox(port: int, orders: int, seed: int) -> None:
     """Serve a local fake store (OneSaas, Magento REST, Valerdat) and Big Block until stopped."""
     from synclet.sandbox.server import serve_forever
 
-    serve_forever(port=port, orders=orders, seed=seed, echo=click.echo)
+    try:
+        serve_forever(port=port, orders=orders, seed=seed, echo=click.echo)
+    except OSError as error:  # the port is taken (a second sandbox on the default one) or not ours to open
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise ConfigError(f"--port: cannot listen on 127.0.0.1:{port} ({error.strerror}); give another, or 0 for a free one") from None
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,18 @@ def test_demo_runs_on_a_fresh_directory_and_again(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "incremental sync success, 0 added, 0 updated" in second.stdout
     assert first.stderr == second.stderr == ""
+
+
+def test_sandbox_on_a_port_in_use_says_so_in_one_line() -> None:
+    """A second sandbox on the default port ended in an OSError traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("sandbox", "--port", str(port))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: --port: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                             "give another, or 0 for a free one\n")
 
 
 def test_demo_does_not_read_the_operators_env_file() -> None:

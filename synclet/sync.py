@@ -506,11 +506,12 @@ def _report_dry_page(stored_conn: Connection | None, source: Source, page: Page,
     outcome = store.classify(page.orders, stored)
     written.update((order.external_id, (0, order.content_hash)) for order in page.orders)
     for order in outcome.added:
-        report(f"[dry-run] would add: {source.name} {order.order_number or order.external_id}")
+        report(f"[dry-run] would add: {source.name} {_label(order.order_number, order.external_id)}")
     for order in outcome.updated:
-        report(f"[dry-run] would replace: {source.name} {order.order_number or order.external_id}")
+        report(f"[dry-run] would replace: {source.name} {_label(order.order_number, order.external_id)}")
     for rejected in page.rejected:
-        report(f"[dry-run] would reject: {source.name} {rejected.order_number or rejected.external_id}: {rejected.error}")
+        report(f"[dry-run] would reject: {source.name} {_label(rejected.order_number, rejected.external_id)}: "
+               f"{loggable(rejected.error, limit=300)}")
     result.counts = _advance(result.counts, [page], outcome)
 
 

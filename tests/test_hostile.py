@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from synclet import db
 from synclet.history import HISTORY
+from synclet.logs import loggable
 from synclet.sandbox import Sandbox
 from synclet.sandbox.onesaas import render_contact, render_item
 from synclet.store import ADDRESSES, ITEMS, ORDERS, REJECTS
@@ -171,3 +172,17 @@ def test_hostile_orders_neither_fail_the_run_nor_touch_other_orders(database_url
         # Each cut is a warning of one short line, however long the order number it names.
         cuts = [line for line in Path("synclet.log").read_text(encoding="utf-8").splitlines() if "stored the first" in line]
         assert len(cuts) >= 5 and all(len(line) < 200 for line in cuts), cuts
+
+
+def test_a_dry_run_prints_a_hostile_order_number_escaped_on_one_line(tmp_path: Path) -> None:
+    """Order numbers come from the shop: a dry run prints them as the activity log writes them, so
+    an escape sequence cannot drive the operator's terminal nor a line break forge a line."""
+    with Sandbox(orders=60, seed=29, now=NOW) as shop:
+        entity_id = plain_orders(shop)[0]
+        shop.store.override(entity_id, {"OrderNumber": CONTROL})
+        env = {**shop.env(), "DATABASE_URL": f"sqlite:///{tmp_path / 'dry.db'}"}
+        result = run_cli("sync", "--dry-run", "--source", "magento", env=env)
+    assert result.exit_code == 0, result.output
+    escaped = loggable(CONTROL)
+    assert f"[dry-run] would add: magento {escaped}" in result.output.splitlines()
+    assert not {"\x1b", "\x00", "\r", "\u2028"} & set(result.output)

@@ -269,6 +269,16 @@ class _Reader:
             missing = next(n for n in group if n not in present)
             raise ConfigError(f"{missing}: required when {present[0]} is set")
 
+    def db_host(self) -> str | None:
+        """DB_HOST as a host name or address: a port or user written into it (``127.0.0.1:3306``,
+        ``root@db``) would otherwise fail only at connect time, as a host that does not resolve."""
+        host = self.text("DB_HOST")
+        if host is not None and re.fullmatch(r"[^\s/@:]+:\d+", host):
+            raise ConfigError("DB_HOST: a host name or address only; give the port in DB_PORT")
+        if host is not None and re.search(r"[\s/@]", host):
+            raise ConfigError("DB_HOST: a host name or address only (no user, path or spaces)")
+        return host
+
     def database_url(self) -> str:
         raw = self.text("DATABASE_URL")
         if raw is None and self.text("DB_HOST") is not None:
@@ -279,7 +289,7 @@ class _Reader:
                 "mysql+pymysql",
                 username=self.text("DB_USER"),
                 password=self.values.get("DB_PASSWORD") or None,
-                host=self.text("DB_HOST"),
+                host=self.db_host(),
                 port=self.integer("DB_PORT", 3306, 1, 65535),
                 database=self.text("DB_NAME"),
                 query={"charset": "utf8mb4"},

@@ -86,6 +86,8 @@ def test_dot_env_in_the_working_directory_is_read() -> None:
         ({"LOG_FILE": "/nonexistent-folder/synclet.log"}, "LOG_FILE"),
         ({"DB_HOST": "h", "DB_USER": "u"}, "DB_NAME"),
         ({"DB_HOST": "h", "DB_NAME": "n", "DB_PORT": "70000", "DB_USER": "u"}, "DB_PORT"),
+        ({"DB_HOST": "127.0.0.1:3306", "DB_NAME": "n", "DB_USER": "u"}, "DB_HOST"),
+        ({"DB_HOST": "root@db.local", "DB_NAME": "n", "DB_USER": "u"}, "DB_HOST"),
         ({"MAGENTO_BASE_URL": "shop.example/onesaas", "MAGENTO_ACCESS_KEY": "k"}, "MAGENTO_BASE_URL"),
         ({"MAGENTO_BASE_URL": SHOP["MAGENTO_BASE_URL"]}, "MAGENTO_ACCESS_KEY"),
         ({"MAGENTO_ACCESS_KEY": "k"}, "MAGENTO_BASE_URL"),

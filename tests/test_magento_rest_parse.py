@@ -23,8 +23,8 @@ from synclet.errors import AuthError, MappingError, ProtocolError
 from synclet.http import HttpClient
 from synclet.records import Address, Credit, Item, Order, Page, Rejected, canonical_json, content_hash
 from synclet.sources import Window
-from synclet.sources.magento_rest import (CREDITS_KEY, MagentoRestSource, magento_message, parse_order, parse_page,
-                                          parse_stored, rest_root)
+from synclet.sources.magento_rest import MagentoRestSource, magento_message, rest_root
+from synclet.sources.magento_rest_parse import CREDITS_KEY, parse_order, parse_page, parse_stored
 
 from payloads import DELETE, changed, load_fixture
 

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synclet.errors import MappingError
-from synclet.sources.magento_rest import CREDITS_KEY, magento_message, parse_order, parse_page, parse_stored
+from synclet.sources.magento_rest import magento_message
+from synclet.sources.magento_rest_parse import CREDITS_KEY, parse_order, parse_page, parse_stored
 
 from test_onesaas_properties import PROPERTY, assert_short_one_line, assert_stored_whole, json_values, mutated
 from test_magento_rest_parse import load

@@ -20,7 +20,7 @@ from synclet.config import Settings
 from synclet.errors import AuthError, MappingError, ProtocolError, RemoteError
 from synclet.http import HttpClient
 from synclet.records import Address, Credit, Item, Order, Page, canonical_json, content_hash
-from synclet.sources import Window, magento_rest
+from synclet.sources import Window, magento_rest_parse
 from synclet.sources.onesaas import OneSaasSource, parse_order, parse_page
 
 from payloads import DELETE, changed, load_fixture
@@ -156,7 +156,7 @@ def test_a_discounted_credit_memo_is_stored_as_the_rest_source_stores_the_same_r
            "adjustment_positive": "1.0000", "adjustment_negative": "0.5000", "grand_total": "28.9000", "Items": []}
 
     credit = parse_order(changed(load("order_full.json"), ("Credits",), [row])).credits[0]
-    rest = magento_rest.parse_order(load_fixture("magento_rest", "order_full.json"), [row]).credits[0]
+    rest = magento_rest_parse.parse_order(load_fixture("magento_rest", "order_full.json"), [row]).credits[0]
 
     assert credit.subtotal == D("19.5")
     assert credit.subtotal + credit.tax_amount + credit.shipping_amount + credit.adjustment_positive \

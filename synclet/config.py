@@ -51,7 +51,8 @@ class Settings:
     valerdat_concurrency: int = 8
     magento_rest_concurrency: int = 4
     fetch_ahead_pages: int = 2
-    initial_sync_date: datetime = field(default_factory=lambda: today_utc())
+    #: None when INITIAL_SYNC_DATE is not set: the day the source's first sync was first tried (sync.plan)
+    initial_sync_date: datetime | None = None
     sync_overlap_seconds: int = 300
     http_timeout: float = 30.0
     http_max_retries: int = 5
@@ -354,7 +355,7 @@ class _Reader:
             valerdat_concurrency=self.integer("VALERDAT_CONCURRENCY", 8, 1, 64),
             magento_rest_concurrency=self.integer("MAGENTO_REST_CONCURRENCY", 4, 1, 16),
             fetch_ahead_pages=self.integer("FETCH_AHEAD_PAGES", 2, 0, 16),
-            initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", initial) if initial else today_utc(),
+            initial_sync_date=parse_datetime_setting("INITIAL_SYNC_DATE", initial) if initial else None,
             sync_overlap_seconds=self.integer("SYNC_OVERLAP_SECONDS", 300, 0, MAX_OVERLAP_SECONDS),
             http_timeout=self.seconds("HTTP_TIMEOUT", 30.0),
             http_max_retries=self.integer("HTTP_MAX_RETRIES", 5, 0, 20),

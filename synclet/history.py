@@ -104,6 +104,13 @@ def initial_scope(conn: Connection, source: str) -> datetime | None:
     ).scalar()
 
 
+def first_initial_start(conn: Connection, source: str) -> datetime | None:
+    """When the first initial run of ``source`` started, whatever became of it."""
+    return conn.execute(
+        select(func.min(HISTORY.c.started_at)).where(HISTORY.c.source == source, HISTORY.c.sync_type == "initial")
+    ).scalar()
+
+
 def last_initial_floor(conn: Connection, source: str) -> datetime | None:
     """The creation floor of the newest initial run, whatever became of it."""
     return conn.execute(

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from synclet import db, history, store
-from synclet.config import Settings
+from synclet.config import Settings, today_utc
 from synclet.errors import EXIT_FAILED, EXIT_OK, DatabaseError, MappingError, SyncletError
 from synclet.history import RunCounts
 from synclet.locks import SourceLock
@@ -121,13 +121,13 @@ def plan(conn: Connection | None, source: Source, settings: Settings, options: S
     """Initial or incremental, and the window, from the history of ``source``."""
     last = history.last_success(conn, source.name) if conn is not None else None
     if last is None or options.force_initial:
-        start = options.since or settings.initial_sync_date
+        start = options.since or settings.initial_sync_date or _first_day(conn, source.name)
         resume = _resume_point(conn, source, settings, options) if last is None else None
         if resume is not None:
             start, cursor = resume
             return Plan("initial", Window(start, cursor - timedelta(seconds=settings.sync_overlap_seconds)), start, cursor)
         return Plan("initial", Window(created_after=start), start, None)
-    floor = history.initial_scope(conn, source.name) or settings.initial_sync_date  # type: ignore[arg-type]
+    floor = history.initial_scope(conn, source.name) or settings.initial_sync_date or _first_day(conn, source.name)  # type: ignore[arg-type]
     cursor = history.newest_cursor(conn, source.name) if source.ordered_by_update else last.cursor  # type: ignore[arg-type]
     if options.since is not None:
         updated_after: datetime | None = options.since
@@ -142,6 +142,14 @@ def plan(conn: Connection | None, source: Source, settings: Settings, options: S
         updated_after = cursor - behind
     window = Window(created_after=floor, updated_after=updated_after)
     return Plan("incremental", window, updated_after or floor, cursor)
+
+
+def _first_day(conn: Connection | None, source: str) -> datetime:
+    """Without INITIAL_SYNC_DATE: 00:00 UTC of the day the source's first sync was first tried. A
+    first run that failed at 23:00 must not leave that day's orders out when a retry succeeds after
+    midnight, as "today" of the retry would."""
+    first = history.first_initial_start(conn, source) if conn is not None else None
+    return first.replace(hour=0, minute=0, second=0, microsecond=0) if first is not None else today_utc()
 
 
 def _resume_point(conn: Connection | None, source: Source, settings: Settings, options: SyncOptions) -> tuple[datetime, datetime] | None:

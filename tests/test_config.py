@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synclet.config import SQLITE_DEFAULT_URL, load_settings, mask_url, today_utc
+from synclet.config import SQLITE_DEFAULT_URL, load_settings, mask_url
 from synclet.errors import ConfigError
 
 from conftest import run_cli
@@ -17,7 +17,7 @@ SHOP = {"MAGENTO_BASE_URL": "https://shop.example/onesaas_connect/index/index", 
 def test_defaults_use_the_embedded_database_and_today() -> None:
     settings = load_settings(environ={})
     assert settings.database_url == SQLITE_DEFAULT_URL
-    assert settings.initial_sync_date == today_utc()
+    assert settings.initial_sync_date is None  # the day the first sync is first tried (sync.plan)
     assert (settings.magento_page_size, settings.magento_rest_page_size, settings.valerdat_concurrency) == (50, 100, 8)
     assert (settings.sync_overlap_seconds, settings.http_timeout, settings.http_max_retries) == (300, 30.0, 5)
     assert settings.log_file == "synclet.log"

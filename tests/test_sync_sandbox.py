@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from synclet import db
+from synclet.config import today_utc
 from synclet.history import HISTORY
 from synclet.locks import SourceLock
 from synclet.sandbox import Sandbox
@@ -367,3 +368,23 @@ def test_status_after_an_initial_sync_that_found_nothing_says_the_next_is_increm
     assert json.loads(run_cli("status", "--json", env=env).output)["sources"][0]["next_sync"] == "incremental"
     assert run_cli("sync", env=env).exit_code == 0
     assert last_history(database_url)["sync_type"] == "incremental"
+
+
+def test_without_initial_sync_date_a_first_sync_retried_after_midnight_keeps_its_first_day(database_url: str) -> None:
+    """INITIAL_SYNC_DATE unset means the day of the first attempt: a first run that failed at 23:00
+    and a retry after midnight read that day's orders too, which "today" of the retry left out."""
+    today = today_utc()
+    with Sandbox(orders=300, seed=12, now=today + timedelta(hours=1)) as shop:
+        env = {key: value for key, value in settings_for(shop, database_url).items() if key != "INITIAL_SYNC_DATE"}
+        shop.arm_fault(status=503, times=None)
+        assert run_cli("sync", env={**env, "HTTP_MAX_RETRIES": "0"}).exit_code == 1
+        shop.clear_faults()
+        with db.connect(database_url).begin() as conn:  # that attempt was yesterday, at 23:00
+            conn.execute(update(HISTORY).values(started_at=today - timedelta(hours=1), finished_at=today - timedelta(hours=1)))
+        assert run_cli("sync", env=env).exit_code == 0
+        run = last_history(database_url)
+        yesterday = (today - timedelta(days=1)).strftime("%Y-%m-%d")
+        wanted = [o for o in shop.truth() if o["has_identity"] and o["order_date"][:10] >= yesterday]
+    assert run["sync_type"] == "initial" and run["window_start"] == today - timedelta(days=1)
+    assert any(o["order_date"][:10] == yesterday for o in wanted)
+    assert run["orders_added"] == len(wanted)

@@ -359,9 +359,10 @@ HASHED_REJECT_PREFIX = "sha256:"
 
 
 def reject_key(rejected: Rejected) -> str:
-    """The identity of a rejected payload: its external id, or a hash of it when it has none."""
+    """The identity of a rejected payload as stored (80 characters at most): its external id, or a
+    hash of it when it has none."""
     if rejected.external_id:
-        return rejected.external_id
+        return rejected.external_id[:80]
     return HASHED_REJECT_PREFIX + hashlib.sha256(rejected.raw_json.encode("utf-8")).hexdigest()
 
 
@@ -372,7 +373,7 @@ def save_rejects(conn: Connection, rejected: Sequence[Rejected], history_id: int
             REJECTS,
             {
                 "source": item.source,
-                "reject_key": reject_key(item)[:80],
+                "reject_key": reject_key(item),
                 "external_id": item.external_id,
                 "order_number": item.order_number,
                 "raw_json": item.raw_json,

@@ -76,12 +76,14 @@ class RunResult:
     seconds: float = 0.0
     error: str | None = None
     rejects_pending: int = 0  # rejected payloads of this source still waiting to map
+    new_rejects: int = 0  # rejected payloads that were not already waiting when the run started
 
     @property
     def idle(self) -> bool:
-        """A successful run that stored, rejected and left pending nothing."""
+        """A successful run that stored nothing and rejected nothing new. A reject still waiting for
+        a fix at the source is news once (the exit code says it waits on every run)."""
         c = self.counts
-        return self.status == "success" and not (c.orders_added or c.orders_updated or c.orders_rejected or self.rejects_pending)
+        return self.status == "success" and not (c.orders_added or c.orders_updated or self.new_rejects)
 
     @property
     def exit_code(self) -> int:
@@ -95,6 +97,8 @@ class RunLog:
 
     def __init__(self, start_line: str, quiet: bool) -> None:
         self._start_line: str | None = start_line
+        #: Reject keys earlier runs logged and that still wait: met again, they are no news.
+        self.told_rejects: frozenset[str] = frozenset()
         if not quiet:
             self.announce()
 
@@ -218,6 +222,7 @@ def _locked_run(
                      quiet=source.name in options.quiet_if_idle)
     try:
         still_rejected = _retry_rejects(conn, source, history_id, result, run_log)
+        run_log.told_rejects = still_rejected
         if still_rejected:
             _refetch_rejected(conn, source, still_rejected, history_id, result, run_log)
         rejects_kept = bool(still_rejected)
@@ -382,10 +387,12 @@ def _commit_pages(conn: Connection, source: str, pages: list[Page], history_id: 
         pending = _advance(result.counts, pages, outcome)
         history.record_progress(conn, history_id, pending, cursor)
     result.counts, result.cursor = pending, cursor
-    if outcome.added or outcome.updated or rejected:
+    news = sum(1 for reject in rejected if store.reject_key(reject) not in run_log.told_rejects)
+    result.new_rejects += news
+    if outcome.added or outcome.updated or news:
         run_log.announce()
     _log_orders(source, outcome)
-    if not run_log.held:  # entries skipped on a quiet run are the ones every cycle's overlap reads again
+    if not run_log.held:  # a quiet run's skipped entries and known rejects are what every cycle meets again
         for page in pages:
             _log_page(source, page)
 

@@ -182,3 +182,23 @@ def test_a_stopped_force_initial_says_to_run_it_again(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert runs(database_url)[-1]["error_message"].endswith("; run the same command again to read the rest")
     assert b"run the same command again to read the rest" in stderr
+
+
+def test_a_reject_waiting_for_a_fix_is_logged_when_a_quiet_stretch_starts_not_every_cycle(tmp_path: Path) -> None:
+    """A reject waits until someone fixes the order in the shop, maybe for days: every cycle still
+    exits 1 and prints its line, but the log tells it once per quiet stretch, not every 10 s."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    log_file = tmp_path / "activity.log"
+    with Sandbox(orders=30, seed=15, now=NOW) as shop:
+        shop.store.override(7, {"Total": "twelve"})
+        env = {**shop.env(), "DATABASE_URL": database_url, "LOG_FILE": str(log_file)}
+        process = start(["sync", "--watch", "--interval", "1"], env, tmp_path)
+        wait_for(lambda: len(runs(database_url)) >= 5 and runs(database_url)[4]["status"] == "success", process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert stderr.count(b"1 order(s) rejected") >= 4  # each cycle's line says it waits
+    log_text = log_file.read_text()
+    # The initial run, which rejected it, and the quiet stretch's first cycle; a stopped cycle a third.
+    assert log_text.count("Starting ") == log_text.count("Finished ") in (2, 3), log_text
+    assert log_text.count("Rejected order magento 000000007") == 1

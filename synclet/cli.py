@@ -244,7 +244,8 @@ def watch_sources(settings: Settings, sources: list[Source], options: SyncOption
         # to poll less often (the exit code still says they wait).
         finished = len(results) == len(sources) and all(result.status in ("success", "dry-run") for result in results)
         failures = 0 if finished else failures + 1
-        options = SyncOptions(dry_run=options.dry_run)  # --force-initial and --since apply to the first cycle
+        if finished:  # --force-initial and --since hold until a cycle has done what they ask
+            options = SyncOptions(dry_run=options.dry_run)
         wait = min(interval * 2**failures, MAX_WATCH_BACKOFF_SECONDS) if failures else interval
         if failures and not stop.is_set():
             log.warning("A sync cycle failed (%d in a row); next cycle in %.0fs", failures, wait)

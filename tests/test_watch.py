@@ -202,3 +202,21 @@ def test_a_reject_waiting_for_a_fix_is_logged_when_a_quiet_stretch_starts_not_ev
     # The initial run, which rejected it, and the quiet stretch's first cycle; a stopped cycle a third.
     assert log_text.count("Starting ") == log_text.count("Finished ") in (2, 3), log_text
     assert log_text.count("Rejected order magento 000000007") == 1
+
+
+def test_watch_keeps_force_initial_until_a_cycle_finishes(tmp_path: Path) -> None:
+    """--watch --force-initial whose first cycle fails (the shop down): the next cycle re-reads
+    everything, not the incremental window the forced re-read was to replace."""
+    database_url = f"sqlite:///{tmp_path / 'synclet.db'}"
+    with Sandbox(orders=30, seed=16, now=NOW) as shop:
+        env = {**shop.env(), "DATABASE_URL": database_url, "HTTP_MAX_RETRIES": "0"}
+        assert run_cli("sync", env=env).exit_code == 0
+        shop.arm_fault(status=503, times=1)
+        process = start(["sync", "--watch", "--interval", "1", "--force-initial"], env, tmp_path)
+        wait_for(lambda: len(runs(database_url)) >= 3 and runs(database_url)[2]["status"] != "running", process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    failed, retried = runs(database_url)[1:3]
+    assert (failed["sync_type"], failed["status"]) == ("initial", "failed")
+    assert (retried["sync_type"], retried["status"]) == ("initial", "success")

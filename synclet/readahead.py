@@ -23,7 +23,7 @@ import stat
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +64,14 @@ def read_ahead(pages: Iterator[Page], ahead: int, prepare: Callable[[Page], Page
     Leaving the block stops the reading and waits for it, so no request outlives the run: a thread
     finishes the request in flight, a child is ended at once. On an abort (a second Ctrl-C) it
     does not wait for a thread."""
+    prepared = _prepared(pages, prepare)
     if ahead <= 0:
-        yield ([prepare(page)] for page in pages)
+        try:
+            yield ([page] for page in prepared)
+        finally:
+            prepared.close()
         return
-    source: Iterator[Page] = map(prepare, pages)
+    source: Iterator[Page] = prepared
     if fork:
         try:
             source = _ForkedPages(pages, prepare, after_fork, carried)
@@ -83,6 +87,19 @@ def read_ahead(pages: Iterator[Page], ahead: int, prepare: Callable[[Page], Page
         reader.close(wait=False)
         raise
     reader.close()
+
+
+def _prepared(pages: Iterator[Page], prepare: Callable[[Page], Page]) -> Generator[Page, None, None]:
+    """``map(prepare, pages)`` that closes ``pages`` when closed itself: a source's generator then
+    ends its own workers (Valerdat's pool) in the reader's thread, not when the garbage collector
+    gets to it (a database error's traceback holds it in a cycle), in whatever thread that runs,
+    one of the pool's own included."""
+    try:
+        yield from map(prepare, pages)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
 
 
 class _PageReader:

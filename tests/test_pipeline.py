@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from synclet import db, store
 from synclet.config import Settings, load_settings
@@ -34,7 +34,7 @@ from synclet.sources import Window, build_source
 from synclet.sources import magento_rest
 from synclet.sources.magento_rest import MagentoRestSource
 from synclet.store import ORDERS
-from synclet.sync import RunResult, SyncOptions, sync_source
+from synclet.sync import RunResult, SyncOptions, sync_source, utc_now
 
 from conftest import run_cli
 from truth import differences, runs_of
@@ -483,3 +483,28 @@ def test_pages_ready_together_are_written_together_unless_their_order_matters(pa
     from synclet.sync import _groups
 
     assert [[page.number for page in group] for group in _groups(pages)] == groups
+
+
+def test_a_failing_writer_ends_the_workers_of_the_source_it_read(database_url: str) -> None:
+    """Valerdat fetches details in a pool of its own, inside its pages generator: the reader closes
+    that generator when the writer fails, in its thread. Left to the garbage collector (a database
+    error's traceback holds it in a cycle), the pool lived on and was shut down in whatever thread
+    the collector ran, one of its own included: 'Exception ignored … cannot join current thread'
+    in a --watch's output."""
+    now = utc_now()  # an hourly run's window, read in a thread: a window reaching back a day is read in a process
+    with Sandbox(orders=300, seed=72, now=now) as shop:
+        env = {**shop.env(valerdat=True, onesaas=False), "DATABASE_URL": database_url, "LOG_FILE": "",
+               "FETCH_AHEAD_PAGES": "2", "HTTP_MAX_RETRIES": "1", "HTTP_BACKOFF_SECONDS": "0.01"}
+        assert run_cli("sync", env=env).exit_code == 0
+        shop.update(count=200, updated_at=now + timedelta(seconds=1))
+
+        def each(committed: int, page: Page) -> None:
+            if committed == 1:  # the next page's write fails, as when the server drops the connection
+                engine = db.connect(database_url)
+                with engine.begin() as conn:
+                    conn.execute(text("ALTER TABLE order_items RENAME TO order_items_away"))
+                engine.dispose()
+
+        result, _ = run_in_process(database_url, env, progress=Calls(each), source_name="valerdat")
+        assert result.status == "failed" and "database error" in (result.error or "")
+        assert [thread.name for thread in threading.enumerate() if thread.name.startswith("valerdat")] == []

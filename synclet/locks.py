@@ -8,6 +8,7 @@ the database; the kernel frees it when the process ends, even after ``kill -9``.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from synclet import history
 from synclet.errors import LockHeld, LockUnusable
 
 SCHEMA_LOCK_SECONDS = 60.0
+MAX_LOCK_NAME = 64  # MySQL refuses a longer GET_LOCK name (MariaDB takes it)
 _FILE_LOCK_POLL_SECONDS = 0.05
 #: Descriptors holding a lock file. ``flock`` belongs to the open file, which a forked child shares:
 #: the child's copy would keep the lock alive after this process died, so the child lets go of it.
@@ -43,8 +45,10 @@ os.register_at_fork(after_in_child=_let_go_of_lock_files)
 
 
 def server_lock_name(url: URL, what: str) -> str:
-    """The server-wide name of a lock on ``what`` in this database (MariaDB caps names at 64)."""
-    return f"synclet.{url.database or ''}.{what}"[:64]
+    """The server-wide name of a lock on ``what`` in this database, at most 64 characters (MySQL's
+    cap): a longer one is hashed whole, since cutting it could give two sources one lock."""
+    name = f"synclet.{url.database or ''}.{what}"
+    return name if len(name) <= MAX_LOCK_NAME else f"synclet.{hashlib.sha256(name.encode()).hexdigest()[:MAX_LOCK_NAME - 8]}"
 
 
 def get_server_lock(conn: Connection, name: str, wait: float) -> bool:

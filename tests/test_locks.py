@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from sqlalchemy.engine import make_url
 
 from synclet import db
 from synclet.errors import DatabaseError
-from synclet.locks import SchemaLock, lock_file
+from synclet.locks import SchemaLock, get_server_lock, lock_file, server_lock_name
 from synclet.sandbox import Sandbox
 
 from conftest import run_cli
@@ -95,3 +96,16 @@ def test_status_shows_a_running_row_whose_lock_file_cannot_be_opened_as_interrup
     (tmp_path / "x.db.magento.lock").mkdir()
     shown = run_cli("status", env=env)
     assert shown.exit_code == 0 and "interrupted" in shown.output and "Traceback" not in shown.output
+
+
+def test_each_source_keeps_a_lock_of_its_own_in_a_database_with_a_long_name(mariadb_url: str) -> None:
+    """MariaDB caps lock names at 64 characters: cut there, the names of magento and magento-rest in
+    a database named with 50 characters or more were one lock, and one source's sync exited 75."""
+    long_named = make_url(mariadb_url).set(database="shop_" + "x" * 50)
+    names = {what: server_lock_name(long_named, what) for what in ("magento", "magento-rest", "bigblock-push")}
+    assert len(set(names.values())) == 3 and all(len(name) <= 64 for name in names.values())
+    engine = db.connect(mariadb_url)
+    with engine.connect() as first, engine.connect() as second:
+        assert get_server_lock(first, names["magento"], 0)
+        assert get_server_lock(second, names["magento-rest"], 0)
+        assert not get_server_lock(second, names["magento"], 0)

@@ -106,8 +106,9 @@ def initial_scope(conn: Connection, source: str) -> datetime | None:
 
 def first_initial_start(conn: Connection, source: str) -> datetime | None:
     """When the first initial run of ``source`` started, whatever became of it."""
-    return conn.execute(
-        select(func.min(HISTORY.c.started_at)).where(HISTORY.c.source == source, HISTORY.c.sync_type == "initial")
+    return conn.execute(  # ordered and limited, not min(): both databases then stop at the first such row
+        select(HISTORY.c.started_at).where(HISTORY.c.source == source, HISTORY.c.sync_type == "initial")
+        .order_by(HISTORY.c.started_at).limit(1)
     ).scalar()
 
 

@@ -32,7 +32,8 @@ def source_status(engine: Engine, sources: list[str], now: datetime,
 
 def _one(engine: Engine, conn: Connection, source: str, now: datetime, resumable: bool) -> dict[str, Any]:
     last = conn.execute(
-        select(HISTORY).where(HISTORY.c.source == source).order_by(HISTORY.c.id.desc()).limit(1)
+        # by start time first, as the (source, started_at) index runs: by id alone was a sort of every row
+        select(HISTORY).where(HISTORY.c.source == source).order_by(HISTORY.c.started_at.desc(), HISTORY.c.id.desc()).limit(1)
     ).mappings().first()
     success = history.last_success(conn, source)
     cursor = success.cursor if success else None

@@ -193,6 +193,8 @@ sync_history = Table(
     _optional("pid", Integer),
     Index(None, "source", "started_at"),
     Index(None, "source", "status"),
+    Index(None, "source", "cursor"),  # newest_cursor (0005)
+    Index(None, "source", "sync_type", "status", "window_start"),  # initial_scope and the initial runs' lookups (0005)
     CheckConstraint("sync_type IN ('initial', 'incremental')", name="sync_type"),
     CheckConstraint("status IN ('running', 'success', 'failed')", name="status"),
     **TABLE_OPTIONS,

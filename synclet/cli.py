@@ -206,7 +206,7 @@ def _check_bigblock(settings: Settings) -> str:
 def sync(obj: Context, sources: tuple[str, ...], force_initial: bool, since: datetime | None, dry_run: bool, watch: bool, interval: float) -> None:
     """Sync each configured source (or those named) into the database."""
     settings = obj.settings
-    names = list(sources) or settings.configured_sources()
+    names = list(dict.fromkeys(sources)) or settings.configured_sources()  # a source named twice syncs once
     if not names:
         raise ConfigError(f"no source configured: {obj.how_to_configure()}")
     if settings.bigblock_push_after_sync and not dry_run:
@@ -438,10 +438,10 @@ def _read_status(settings: Settings, engine: Engine, state: db.SchemaState,
                  sources: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each source's status, and Big Block's when it is configured and the schema is the newest."""
     if state == "empty":
-        names: list[str] = list(sources) or settings.configured_sources()
+        names: list[str] = list(dict.fromkeys(sources)) or settings.configured_sources()
         return [report.empty_status(name) for name in names], []
     with engine.connect() as conn:
-        names = list(sources) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
+        names = list(dict.fromkeys(sources)) or sorted(set(settings.configured_sources()) | set(report.known_sources(conn)))
     statuses = report.source_status(engine, names, utc_now(), [name for name in names if resumes_initial(name)])
     if not settings.bigblock_configured() or state != "current" or sources:
         return statuses, []

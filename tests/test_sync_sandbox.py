@@ -157,6 +157,13 @@ def test_force_initial_and_since_reread_without_deleting(database_url: str, shop
     assert differences(db.connect(database_url), shop.truth()) == []
 
 
+def test_a_source_named_twice_syncs_once(database_url: str, shop: Sandbox) -> None:
+    result = run_cli("sync", "--source", "magento", "--source", "magento", env=settings_for(shop, database_url))
+    assert result.exit_code == 0 and result.output.count("magento: initial sync success") == 1
+    with db.connect(database_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(HISTORY)).scalar() == 1
+
+
 def test_a_second_sync_of_the_same_source_exits_75(database_url: str, shop: Sandbox) -> None:
     env = settings_for(shop, database_url)
     engine = db.connect(database_url)

@@ -2,12 +2,14 @@
 runs at once, and a database made by another synclet."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +370,40 @@ def test_the_0004_migration_killed_on_sqlite_is_redone(tmp_path: Path) -> None:
         conn.execute(text("CREATE TABLE _alembic_tmp_bigblock_pushes (id INTEGER NOT NULL PRIMARY KEY)"))
     finishes_0004(database_url)
     assert "_alembic_tmp_bigblock_pushes" not in table_names(engine)
+
+
+def add_credit(engine: Engine, source: str, external_id: str, subtotal: str, raw: dict[str, Any]) -> None:
+    """An order of ``source`` with one credit memo stored as synclet wrote it before 0006."""
+    now = datetime(2026, 1, 1)
+    orders, credits = metadata.tables["orders"], metadata.tables["order_credits"]
+    with engine.begin() as conn:
+        order_id = conn.execute(orders.insert().values(
+            source=source, external_id=external_id, source_updated_at=now, raw_json="{}", content_hash="x",
+            first_synced_at=now, last_synced_at=now)).inserted_primary_key[0]
+        conn.execute(credits.insert().values(order_id=order_id, external_id=f"c{external_id}", subtotal=Decimal(subtotal),
+                                             raw_json=json.dumps(raw)))
+
+
+def credit_subtotals(engine: Engine) -> dict[str, Decimal]:
+    credits = metadata.tables["order_credits"]
+    with engine.connect() as conn:
+        return dict(conn.execute(select(credits.c.external_id, credits.c.subtotal)).all())
+
+
+def test_0006_nets_the_discount_out_of_magento_credit_subtotals_stored_before(database_url: str) -> None:
+    """A stored order is rewritten only when its payload changes: the memos the old mapping stored
+    are corrected from their raw_json, as the new mapping stores them; others are left alone."""
+    engine = db.connect(database_url)
+    upgrade_to(engine, "0005")
+    add_credit(engine, "magento", "1", "30", {"subtotal": "30.0000", "discount_amount": "-10.5000", "tax_amount": "3.9"})
+    add_credit(engine, "magento", "2", "30", {"subtotal": "30.0000", "discount_amount": "0.0000"})
+    add_credit(engine, "magento", "3", "30", {"subtotal": "30.0000"})  # a memo row without the field
+    add_credit(engine, "magento-rest", "4", "19.5", {"subtotal": 30, "discount_amount": -10.5})  # netted already
+
+    upgrade_to(engine, "head")
+    after = {"c1": Decimal("19.5"), "c2": Decimal("30"), "c3": Decimal("30"), "c4": Decimal("19.5")}
+    assert credit_subtotals(engine) == after
+    assert same_as_tables(engine) == []
+    with engine.begin() as connection:
+        db.command.downgrade(db._alembic_config(connection), "0005")
+    assert credit_subtotals(engine) == {**after, "c1": Decimal("30")}
